@@ -1,0 +1,92 @@
+"""The command line, `python -m bot …`: each error becomes one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.config import Settings, load_settings
+from bot.errors import BotError, ConfigError, DatabaseUnavailable
+from bot.logs import configure_logging
+
+log = logging.getLogger("bot")
+
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Incident bot for Slack.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("serve", help="HTTP mode: Slack posts to /slack/events; also /healthz, /metrics")
+    sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN): no public URL needed")
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", help="apply the alembic migrations to DATABASE_URL")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and `python -m bot`."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(level=settings.LOG_LEVEL, secrets=_secret_values(settings))
+        return asyncio.run(_run(args, settings))
+    except ConfigError as exc:
+        _say(f"configuration error: {exc}")
+        return EXIT_CONFIG
+    except DatabaseUnavailable as exc:
+        _say(f"error: {exc}")
+        return EXIT_UNAVAILABLE
+    except BotError as exc:
+        _say(f"error: {exc}")
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        from bot.wiring import serve
+
+        await serve(settings)
+    elif args.command == "socket":
+        from bot.wiring import socket_mode
+
+        await socket_mode(settings)
+    elif args.command == "db" and args.db_command == "upgrade":
+        from bot.db.engine import redacted
+        from bot.db.migrate import upgrade
+
+        await upgrade(settings.DATABASE_URL)
+        log.info("database %s is at the latest migration", redacted(settings.DATABASE_URL))
+        _say(f"database {redacted(settings.DATABASE_URL)} is up to date")
+    return 0
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    values = [
+        s.get_secret_value()
+        for s in (
+            settings.SLACK_BOT_TOKEN,
+            settings.SLACK_SIGNING_SECRET,
+            settings.SLACK_APP_TOKEN,
+            settings.POSTMORTEM_TOKEN,
+        )
+        if s is not None
+    ]
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(settings.DATABASE_URL).password
+    except Exception:  # an unparseable URL is reported later, with a clear message
+        password = None
+    return values + ([str(password)] if password else [])
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")

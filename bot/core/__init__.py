@@ -1,0 +1,1 @@
+"""The pure core: incident rules, timeline, playbooks, postmortem. No Slack, no database."""

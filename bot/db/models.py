@@ -1,0 +1,156 @@
+"""The tables: what the bot records. All times are timezone-aware and stored in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from bot.core.enums import EntrySource, FollowUpKind, PageState, Severity, Status
+from bot.db.types import UTCDateTime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(*, nullable: bool, index: bool = False) -> sa.Column[datetime]:
+    return sa.Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class IncidentBase(SQLModel):
+    title: str = Field(max_length=200)
+    severity: Severity = Field(sa_type=sa.String(8), default=Severity.SEV3)
+    status: Status = Field(sa_type=sa.String(16), default=Status.INVESTIGATING)
+    private: bool = False
+    playbook: str | None = Field(default=None, max_length=100)
+    service: str | None = Field(default=None, max_length=100)
+
+
+class Incident(IncidentBase, table=True):
+    """An incident; people know it as INC-<number>."""
+
+    __tablename__ = "incident"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, unique=True))
+    channel_id: str | None = Field(default=None, max_length=32, unique=True)
+    channel_name: str | None = Field(default=None, max_length=80)
+    card_ts: str | None = Field(default=None, max_length=32)
+    declared_by: str = Field(max_length=32)
+    declared_at: datetime = Field(sa_column=_when(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    resolved_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    impact: str | None = Field(default=None, sa_type=sa.Text)
+    root_cause: str | None = Field(default=None, sa_type=sa.Text)
+    resolution: str | None = Field(default=None, sa_type=sa.Text)
+    # Bumped on every change so two concurrent writers cannot silently overwrite each other.
+    version: int = Field(default=1)
+
+    @property
+    def ref(self) -> str:
+        return f"INC-{self.number}"
+
+
+class TimelineEntry(SQLModel, table=True):
+    """One thing that happened, at the time it happened (not when someone typed it)."""
+
+    __tablename__ = "timeline_entry"
+    __table_args__ = (
+        # A message pinned twice, or an event delivered twice, is one entry.
+        sa.UniqueConstraint("incident_id", "source", "slack_ts", name="uq_timeline_message"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    occurred_at: datetime = Field(sa_column=_when(nullable=False, index=True))
+    recorded_at: datetime = Field(sa_column=_when(nullable=False))
+    kind: str = Field(max_length=32)
+    text: str = Field(sa_type=sa.Text)
+    author: str | None = Field(default=None, max_length=32)
+    source: EntrySource = Field(sa_type=sa.String(16), default=EntrySource.SYSTEM)
+    slack_channel: str | None = Field(default=None, max_length=32)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    permalink: str | None = Field(default=None, max_length=500)
+    retracted_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    retracted_by: str | None = Field(default=None, max_length=32)
+
+
+class RoleAssignment(SQLModel, table=True):
+    """Who holds a role (commander, scribe, comms, …) in an incident, and since when."""
+
+    __tablename__ = "role_assignment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    role: str = Field(max_length=40)
+    user_id: str = Field(max_length=32)
+    assigned_by: str | None = Field(default=None, max_length=32)
+    assigned_at: datetime = Field(sa_column=_when(nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class Page(SQLModel, table=True):
+    """A page sent to a person or a pager provider, and what came of it."""
+
+    __tablename__ = "page"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    role: str | None = Field(default=None, max_length=40)
+    provider: str = Field(max_length=20)  # slack, pagerduty, opsgenie, webhook
+    target: str = Field(max_length=200)  # user id, env-variable name, URL
+    dedup_key: str = Field(max_length=255, index=True)
+    message: str | None = Field(default=None, sa_type=sa.Text)
+    tier: int = 0
+    state: PageState = Field(sa_type=sa.String(16), default=PageState.TRIGGERED)
+    created_at: datetime = Field(sa_column=_when(nullable=False))
+    escalate_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    acknowledged_by: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class FollowUp(SQLModel, table=True):
+    """A corrective measure or a specific task coming out of an incident."""
+
+    __tablename__ = "follow_up"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    kind: FollowUpKind = Field(sa_type=sa.String(16))
+    text: str = Field(sa_type=sa.Text)
+    owner: str | None = Field(default=None, max_length=32)
+    due: date | None = None
+    created_by: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(sa_column=_when(nullable=False))
+    done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    removed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """A Slack event id already handled; a retried delivery finds it and does nothing."""
+
+    __tablename__ = "processed_event"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    received_at: datetime = Field(sa_column=_when(nullable=False))
+
+
+class SideEffect(SQLModel, table=True):
+    """A Slack call a committed change still owes: run after the commit, retried until done."""
+
+    __tablename__ = "side_effect"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    kind: str = Field(max_length=40)
+    payload: str = Field(sa_type=sa.Text, default="{}")
+    created_at: datetime = Field(sa_column=_when(nullable=False))
+    due_at: datetime = Field(sa_column=_when(nullable=False, index=True))
+    claimed_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    attempts: int = 0
+    done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True, index=True))
+    failed: bool = False
+    last_error: str | None = Field(default=None, sa_type=sa.Text)

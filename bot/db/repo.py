@@ -1,0 +1,165 @@
+"""Queries, in one place: the use cases call these inside a transaction they own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from bot.core.enums import EntrySource, Status
+from bot.core.lifecycle import COMMANDER_ROLE, TimelineEvent
+from bot.db.models import Incident, ProcessedEvent, RoleAssignment, TimelineEntry
+
+
+class IncidentRepo:
+    """Incidents, their timelines and roles. Never commits: the caller's transaction decides."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def next_number(self) -> int:
+        result = await self.session.execute(sa.select(sa.func.max(Incident.number)))
+        return int(result.scalar() or 0) + 1
+
+    async def add(self, incident: Incident) -> Incident:
+        self.session.add(incident)
+        await self.session.flush()
+        return incident
+
+    async def by_number(self, number: int, *, for_update: bool = False) -> Incident | None:
+        query = select(Incident).where(Incident.number == number)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalars().first()
+
+    async def by_channel(self, channel_id: str, *, for_update: bool = False) -> Incident | None:
+        query = select(Incident).where(Incident.channel_id == channel_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalars().first()
+
+    async def by_id(self, incident_id: int, *, for_update: bool = False) -> Incident | None:
+        query = select(Incident).where(Incident.id == incident_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalars().first()
+
+    async def open_incidents(self) -> Sequence[Incident]:
+        query = (
+            select(Incident)
+            .where(Incident.status != Status.RESOLVED)
+            .order_by(col(Incident.number).desc())
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    # -- timeline -------------------------------------------------------------------------
+
+    def record(
+        self,
+        incident: Incident,
+        events: Sequence[TimelineEvent],
+        *,
+        recorded_at: datetime,
+        source: EntrySource = EntrySource.PERSON,
+    ) -> list[TimelineEntry]:
+        entries = [
+            TimelineEntry(
+                incident_id=_id(incident),
+                occurred_at=event.occurred_at,
+                recorded_at=recorded_at,
+                kind=event.kind,
+                text=event.text,
+                author=event.author,
+                source=source,
+            )
+            for event in events
+        ]
+        self.session.add_all(entries)
+        return entries
+
+    async def timeline(
+        self, incident_id: int, *, include_retracted: bool = False
+    ) -> list[TimelineEntry]:
+        query = select(TimelineEntry).where(TimelineEntry.incident_id == incident_id)
+        if not include_retracted:
+            query = query.where(col(TimelineEntry.retracted_at).is_(None))
+        query = query.order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id))
+        return list((await self.session.execute(query)).scalars().all())
+
+    async def message_entry(self, incident_id: int, slack_ts: str) -> TimelineEntry | None:
+        query = select(TimelineEntry).where(
+            TimelineEntry.incident_id == incident_id,
+            TimelineEntry.source == EntrySource.PINNED_MESSAGE,
+            TimelineEntry.slack_ts == slack_ts,
+        )
+        return (await self.session.execute(query)).scalars().first()
+
+    # -- roles ----------------------------------------------------------------------------
+
+    async def roles(self, incident_id: int) -> dict[str, list[str]]:
+        query = (
+            select(RoleAssignment)
+            .where(
+                RoleAssignment.incident_id == incident_id,
+                col(RoleAssignment.ended_at).is_(None),
+            )
+            .order_by(col(RoleAssignment.id))
+        )
+        roles: dict[str, list[str]] = {}
+        for row in (await self.session.execute(query)).scalars():
+            roles.setdefault(row.role, []).append(row.user_id)
+        return roles
+
+    async def commander(self, incident_id: int) -> str | None:
+        return next(iter((await self.roles(incident_id)).get(COMMANDER_ROLE, [])), None)
+
+    async def assign(
+        self, incident_id: int, *, role: str, user_id: str, by: str | None, at: datetime
+    ) -> None:
+        """Give the role to the user; the commander role has exactly one holder."""
+        if role == COMMANDER_ROLE:
+            current = await self.session.execute(
+                select(RoleAssignment).where(
+                    RoleAssignment.incident_id == incident_id,
+                    RoleAssignment.role == role,
+                    col(RoleAssignment.ended_at).is_(None),
+                )
+            )
+            for row in current.scalars():
+                row.ended_at = at
+        else:
+            existing = await self.session.execute(
+                select(RoleAssignment).where(
+                    RoleAssignment.incident_id == incident_id,
+                    RoleAssignment.role == role,
+                    RoleAssignment.user_id == user_id,
+                    col(RoleAssignment.ended_at).is_(None),
+                )
+            )
+            if existing.scalars().first() is not None:
+                return
+        self.session.add(
+            RoleAssignment(
+                incident_id=incident_id, role=role, user_id=user_id, assigned_by=by, assigned_at=at
+            )
+        )
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def first_delivery(self, event_id: str, *, at: datetime) -> bool:
+        """Remember a Slack event id; False when it was seen before (a retried delivery)."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(ProcessedEvent(event_id=event_id, received_at=at))
+        except IntegrityError:
+            return False
+        return True
+
+
+def _id(incident: Incident) -> int:
+    assert incident.id is not None, "incident must be flushed before recording its timeline"
+    return incident.id

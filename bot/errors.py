@@ -1,0 +1,53 @@
+"""The bot's exceptions: one root, each error builds its own message.
+
+    BotError                  root of everything the bot raises on purpose
+    ├── UserError             a person asked for something wrong; shown to them as is
+    ├── ConfigError           the operator's configuration is missing or wrong
+    ├── DatabaseUnavailable   the database cannot be reached or is not migrated
+    └── SideEffectFailed      a Slack or pager call failed after its retries
+
+Only the edges (the Slack error hook, the CLI) decide how an error is shown.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Root of every error the bot raises on purpose."""
+
+
+class UserError(BotError):
+    """Bad input from a person; the message is shown to them verbatim."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(BotError):
+    """A configuration variable is missing or invalid."""
+
+    def __init__(self, variable: str, problem: str, hint: str = "") -> None:
+        text = f"{variable} {problem}"
+        if hint:
+            text += f" — {hint}"
+        super().__init__(text)
+        self.variable = variable
+
+
+class DatabaseUnavailable(BotError):
+    """The database cannot be reached, refused us, or is behind the migrations."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"database {url} is unavailable: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class SideEffectFailed(BotError):
+    """A call to Slack or a pager failed after all its retries."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"{target} failed: {reason}")
+        self.target = target
+        self.reason = reason

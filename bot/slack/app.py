@@ -1,0 +1,118 @@
+"""Builds the Bolt AsyncApp: identity, services in the context, listeners, one error hook."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import messages
+from bot.errors import UserError
+from bot.services import Services
+from bot.slack import commands, events, interactions
+from bot.slack.ids import ActionId, CallbackId, CommandName
+
+log = logging.getLogger(__name__)
+
+
+class SlackIdentity:
+    """The bot's own identity from auth.test, fetched once and reused by every request."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self.result: AuthorizeResult | None = None
+
+    async def load(self) -> AuthorizeResult:
+        """Call auth.test once; SlackApiError (invalid_auth …) propagates to the caller."""
+        if self.result is None:
+            response = await self.client.auth_test()
+            self.result = AuthorizeResult.from_auth_test_response(
+                bot_token=self.client.token, auth_test_response=response
+            )
+        return self.result
+
+
+def build_bolt_app(
+    *, signing_secret: str, client: AsyncWebClient, identity: SlackIdentity, services: Services
+) -> AsyncApp:
+    """The Bolt app with every listener registered and the services injected as `services`."""
+
+    async def authorize() -> AuthorizeResult:
+        return await identity.load()
+
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        authorize=authorize,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        ignoring_self_events_enabled=True,
+        logger=logging.getLogger("bot.slack"),
+    )
+
+    @app.middleware
+    async def inject_services(
+        context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> None:
+        context["services"] = services
+        await next()
+
+    app.command(CommandName.INCIDENT)(commands.incident_command)
+    app.action(ActionId.STATUS_SELECT)(interactions.status_selected)
+    app.action(ActionId.SEVERITY_SELECT)(interactions.severity_selected)
+    app.shortcut(CallbackId.DECLARE_SHORTCUT)(interactions.declare_shortcut)
+    app.view(CallbackId.DECLARE_MODAL)(interactions.declare_submitted)
+    app.event("reaction_added")(events.reaction_added)
+    app.event("reaction_removed")(events.reaction_removed)
+    app.event("member_joined_channel")(events.member_joined)
+    app.event("member_left_channel")(events.member_left)
+    # Messages in channels arrive when the app is added to them; nothing to do with them.
+    app.event(re.compile(r"^message$"))(_ignore)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
+        await show_error(error, body=body, respond=respond, client=client)
+
+    return app
+
+
+async def _ignore() -> None:
+    return None
+
+
+async def show_error(
+    error: Exception, *, body: dict[str, Any], respond: Any, client: AsyncWebClient
+) -> None:
+    """The one place that turns an exception into what the person sees."""
+    if isinstance(error, UserError):
+        text = error.message
+    else:
+        log.error("unhandled error in a Slack listener", exc_info=error)
+        text = (
+            messages.SLACK_FAILED if isinstance(error, SlackApiError) else messages.INTERNAL_ERROR
+        )
+    try:
+        if respond is not None and _response_url(body):
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+        elif user := _user(body):
+            await client.chat_postMessage(channel=user, text=text)
+    except Exception:  # showing the error failed too; it is logged, nothing else to do
+        log.warning("could not show an error to the user", exc_info=True)
+
+
+def _response_url(body: dict[str, Any]) -> str | None:
+    if body.get("response_url"):
+        return str(body["response_url"])
+    urls = body.get("response_urls") or []
+    return str(urls[0]["response_url"]) if urls else None
+
+
+def _user(body: dict[str, Any]) -> str | None:
+    user = body.get("user_id") or body.get("user", {})
+    return user if isinstance(user, str) else user.get("id")

@@ -1,0 +1,99 @@
+"""Who is who in the workspace: users, handles and channel members, through the Web API."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.grammar import UserRef
+from bot.errors import UserError
+
+CACHE_SECONDS = 300.0
+CACHE_SIZE = 5000
+
+
+class SlackDirectory:
+    """Looks people up, with a small bounded cache that expires."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._users: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._handles: tuple[float, dict[str, str]] | None = None
+
+    async def user(self, user_id: str) -> dict[str, Any] | None:
+        """users.info, cached; None for a user Slack does not know."""
+        cached = self._users.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        try:
+            response = await self.client.users_info(user=user_id)
+            user: dict[str, Any] | None = response["user"]
+        except SlackApiError as exc:
+            if exc.response.get("error") not in {"user_not_found", "user_not_visible"}:
+                raise
+            user = None
+        if len(self._users) >= CACHE_SIZE:
+            self._users.pop(next(iter(self._users)))
+        self._users[user_id] = (time.monotonic(), user)
+        return user
+
+    async def _handle_index(self) -> dict[str, str]:
+        if self._handles is not None and time.monotonic() - self._handles[0] < CACHE_SECONDS:
+            return self._handles[1]
+        index: dict[str, str] = {}
+        cursor: str | None = None
+        while True:
+            response = await self.client.users_list(limit=200, cursor=cursor)
+            members: list[dict[str, Any]] = response.get("members") or []
+            for member in members:
+                if member.get("deleted"):
+                    continue
+                profile = member.get("profile", {})
+                for name in (member.get("name"), profile.get("display_name")):
+                    if name:
+                        index.setdefault(str(name).lower(), member["id"])
+            cursor = _next_cursor(response.get("response_metadata"))
+            if not cursor:
+                break
+        self._handles = (time.monotonic(), index)
+        return index
+
+    async def resolve(self, ref: UserRef) -> str:
+        """The user id behind a mention or @handle, or UserError naming who was not found."""
+        if ref.id is not None:
+            user = await self.user(ref.id)
+            if user is None or user.get("deleted"):
+                raise UserError(f"<@{ref.id}> is not an active user in this workspace.")
+            return ref.id
+        handle = (ref.handle or "").lstrip("@").lower()
+        user_id = (await self._handle_index()).get(handle)
+        if user_id is None:
+            raise UserError(
+                f"There is no Slack user @{handle}: mention them so Slack completes the name."
+            )
+        return user_id
+
+    async def is_member(self, channel_id: str, user_id: str) -> bool:
+        """Whether the user is in the channel (used to keep private incidents private)."""
+        cursor: str | None = None
+        while True:
+            try:
+                response = await self.client.conversations_members(
+                    channel=channel_id, limit=500, cursor=cursor
+                )
+            except SlackApiError as exc:
+                if exc.response.get("error") in {"channel_not_found", "not_in_channel"}:
+                    return False
+                raise
+            if user_id in response.get("members", []):
+                return True
+            cursor = _next_cursor(response.get("response_metadata"))
+            if not cursor:
+                return False
+
+
+def _next_cursor(metadata: dict[str, Any] | None) -> str | None:
+    return str(metadata.get("next_cursor") or "") or None if metadata else None

@@ -1,0 +1,233 @@
+"""The Slack calls a committed change owes, one executor per side-effect kind.
+
+Each executor reads the incident as it is now (so a late run shows the latest state), makes
+its calls, and writes back what Slack gave it (channel id, card ts). A SlackApiError that a
+retry can cure propagates to the runner, which retries it; one that cannot is set aside.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.core.channel_name import channel_name
+from bot.core.clock import humanize_duration
+from bot.core.enums import Status
+from bot.core.lifecycle import severity_label
+from bot.db.models import Incident, SideEffect
+from bot.db.repo import IncidentRepo
+from bot.errors import SideEffectFailed
+from bot.outbox import EffectKind, Executor
+from bot.services import Services
+from bot.slack import blocks
+
+log = logging.getLogger(__name__)
+
+MAX_NAME_ATTEMPTS = 50
+
+
+class SlackEffects:
+    """Executors bound to the services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.client = services.slack
+
+    def executors(self) -> dict[str, Executor]:
+        return {
+            EffectKind.CREATE_CHANNEL: self.create_channel,
+            EffectKind.INVITE: self.invite,
+            EffectKind.POST_CARD: self.post_card,
+            EffectKind.SYNC_CARD: self.sync_card,
+            EffectKind.ANNOUNCE: self.announce,
+            EffectKind.POST: self.post,
+            EffectKind.CAPTURE_PIN: self.capture_pin,
+        }
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _incident(self, effect: SideEffect) -> Incident:
+        assert effect.incident_id is not None
+        async with self.services.sessions() as session:
+            incident = await IncidentRepo(session).by_id(effect.incident_id)
+        assert incident is not None
+        return incident
+
+    async def _channel(self, effect: SideEffect) -> tuple[Incident, str]:
+        incident = await self._incident(effect)
+        if incident.channel_id is None:
+            # Its channel is not created yet (that effect is being retried): wait for it.
+            raise SideEffectFailed(effect.kind, f"{incident.ref} has no channel yet")
+        return incident, incident.channel_id
+
+    async def card(self, incident: Incident) -> blocks.CardData:
+        assert incident.id is not None
+        async with self.services.sessions() as session:
+            roles = await IncidentRepo(session).roles(incident.id)
+        return blocks.CardData(
+            ref=incident.ref,
+            title=incident.title,
+            severity=incident.severity,
+            status=incident.status,
+            private=incident.private,
+            roles=roles,
+            declared_by=incident.declared_by,
+            declared_at=incident.declared_at,
+            started_at=incident.started_at,
+            resolved_at=incident.resolved_at,
+            channel_id=incident.channel_id,
+            playbook=incident.playbook,
+        )
+
+    # -- executors ------------------------------------------------------------------------
+
+    async def create_channel(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        incident = await self._incident(effect)
+        if incident.channel_id is None:
+            local_day = incident.declared_at.astimezone(self.services.settings.timezone).date()
+            for attempt in range(MAX_NAME_ATTEMPTS):
+                name = channel_name(
+                    declared=local_day,
+                    number=incident.number,
+                    title=incident.title,
+                    attempt=attempt,
+                )
+                try:
+                    response = await self.client.conversations_create(
+                        name=name, is_private=incident.private
+                    )
+                    break
+                except SlackApiError as exc:
+                    if exc.response.get("error") != "name_taken":
+                        raise
+            else:
+                raise SideEffectFailed("conversations.create", "every channel name was taken")
+            channel = response["channel"]
+            async with self.services.sessions() as session, session.begin():
+                row = await IncidentRepo(session).by_id(incident.id or 0, for_update=True)
+                assert row is not None
+                row.channel_id = channel["id"]
+                row.channel_name = channel["name"]
+            incident.channel_id = channel["id"]
+        response_url = payload.get("response_url")
+        if response_url:
+            text = f"{incident.ref} declared: <#{incident.channel_id}>"
+            try:
+                await AsyncWebhookClient(response_url).send(
+                    text=text, response_type="ephemeral", replace_original=False
+                )
+            except Exception:  # the channel exists either way; this is only a courtesy link
+                log.warning("could not answer the declarer of %s", incident.ref)
+
+    async def invite(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        _, channel = await self._channel(effect)
+        for user in payload.get("users", []):
+            try:
+                await self.client.conversations_invite(channel=channel, users=user)
+            except SlackApiError as exc:
+                error = exc.response.get("error")
+                if error in {"already_in_channel", "cant_invite_self"}:
+                    continue
+                if error in {"user_not_found", "user_is_deleted", "cant_invite"}:
+                    log.warning("could not invite %s to %s: %s", user, channel, error)
+                    continue
+                raise
+
+    async def post_card(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        incident, channel = await self._channel(effect)
+        if incident.card_ts is not None:
+            return
+        card = await self.card(incident)
+        tz = self.services.settings.timezone
+        response = await self.client.chat_postMessage(
+            channel=channel,
+            text=blocks.card_fallback_text(card),
+            blocks=blocks.summary_card(card, tz=tz),
+        )
+        ts = response["ts"]
+        async with self.services.sessions() as session, session.begin():
+            row = await IncidentRepo(session).by_id(incident.id or 0, for_update=True)
+            assert row is not None
+            row.card_ts = ts
+        try:
+            await self.client.pins_add(channel=channel, timestamp=ts)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_pinned":
+                raise
+
+    async def sync_card(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        incident, channel = await self._channel(effect)
+        card = await self.card(incident)
+        if incident.card_ts is not None:
+            await self.client.chat_update(
+                channel=channel,
+                ts=incident.card_ts,
+                text=blocks.card_fallback_text(card),
+                blocks=blocks.summary_card(card, tz=self.services.settings.timezone),
+            )
+        await self.client.conversations_setTopic(channel=channel, topic=blocks.topic(card))
+
+    async def announce(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        target = self.services.settings.INCIDENTS_CHANNEL
+        incident = await self._incident(effect)
+        if not target or incident.private:
+            return  # a private incident is never announced
+        text = self._announcement(incident, payload)
+        await self.client.chat_postMessage(channel=target, text=text)
+
+    def _announcement(self, incident: Incident, payload: Mapping[str, Any]) -> str:
+        title = blocks.escape_mrkdwn(incident.title)
+        sev = severity_label(incident.severity)
+        where = f" — <#{incident.channel_id}>" if incident.channel_id else ""
+        event = payload.get("event")
+        if event == "declared":
+            return f":rotating_light: *{incident.ref}* declared ({sev}): {title}{where}"
+        if event == "update":
+            text = blocks.escape_mrkdwn(str(payload.get("text", "")))
+            return f":mega: *{incident.ref}* ({sev}) update from <@{payload.get('author')}>: {text}"
+        if event == Status.RESOLVED and incident.resolved_at is not None:
+            began = incident.started_at or incident.declared_at
+            lasted = humanize_duration(incident.resolved_at - began)
+            return f":white_check_mark: *{incident.ref}* resolved after {lasted}: {title}{where}"
+        return f":arrows_counterclockwise: *{incident.ref}* reopened ({sev}): {title}{where}"
+
+    async def post(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        if payload.get("to") == "announce":
+            channel = self.services.settings.INCIDENTS_CHANNEL
+            if not channel:
+                return
+        else:
+            _, channel = await self._channel(effect)
+        text = str(payload["text"])
+        await self.client.chat_postMessage(
+            channel=channel, text=blocks.truncate(text, 3000), unfurl_links=False
+        )
+
+    async def capture_pin(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        incident, channel = await self._channel(effect)
+        ts = str(payload["ts"])
+        history = await self.client.conversations_history(
+            channel=channel, latest=ts, oldest=ts, inclusive=True, limit=1
+        )
+        messages: list[dict[str, Any]] = history.get("messages") or []
+        message = messages[0] if messages else {}
+        permalink = None
+        try:
+            permalink = (await self.client.chat_getPermalink(channel=channel, message_ts=ts))[
+                "permalink"
+            ]
+        except SlackApiError as exc:
+            if exc.response.get("error") not in {"message_not_found", "channel_not_found"}:
+                raise
+        async with self.services.sessions() as session, session.begin():
+            entry = await IncidentRepo(session).message_entry(incident.id or 0, ts)
+            if entry is None:
+                return
+            if not entry.text:
+                entry.text = str(message.get("text") or "(message not found)")
+            entry.author = entry.author or message.get("user")
+            entry.permalink = entry.permalink or permalink

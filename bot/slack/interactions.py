@@ -1,0 +1,117 @@
+"""Buttons and menus on the summary card, the declare form and the message shortcut."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import usecases
+from bot.core.enums import Severity, Status
+from bot.core.grammar import parse_incident_ref
+from bot.errors import UserError
+from bot.services import Services
+from bot.slack import blocks
+
+MAX_ORIGIN_TEXT = 2000  # leaves room in private_metadata (3,000) for the ids around it
+
+
+def _card_incident(action: dict[str, Any]) -> int:
+    ref = blocks.card_ref_from_block_id(action.get("block_id", ""))
+    if ref is None:
+        raise UserError("That button does not belong to an incident card.")
+    return parse_incident_ref(ref)
+
+
+async def status_selected(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    services: Services,
+    respond: AsyncRespond,
+) -> None:
+    """Status menu on the card."""
+    await ack()
+    services.inflight.adopt()
+    reply = await usecases.change_status(
+        services,
+        number=_card_incident(action),
+        channel_id=body.get("channel", {}).get("id"),
+        actor=body["user"]["id"],
+        status=Status(action["selected_option"]["value"]),
+        at=None,
+        text=None,
+    )
+    await respond(text=reply.text, response_type="ephemeral", replace_original=False)
+
+
+async def severity_selected(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    services: Services,
+    respond: AsyncRespond,
+) -> None:
+    """Severity menu on the card."""
+    await ack()
+    services.inflight.adopt()
+    reply = await usecases.change_severity(
+        services,
+        number=_card_incident(action),
+        channel_id=body.get("channel", {}).get("id"),
+        actor=body["user"]["id"],
+        severity=Severity(action["selected_option"]["value"]),
+    )
+    await respond(text=reply.text, response_type="ephemeral", replace_original=False)
+
+
+async def declare_shortcut(
+    ack: AsyncAck, shortcut: dict[str, Any], client: AsyncWebClient, services: Services
+) -> None:
+    """Message shortcut: the form, remembering the message it came from."""
+    await ack()
+    message = shortcut.get("message", {})
+    origin = {
+        "channel": shortcut.get("channel", {}).get("id"),
+        "ts": message.get("ts"),
+        "user": message.get("user"),
+        "text": blocks.truncate(message.get("text", ""), MAX_ORIGIN_TEXT),
+    }
+    title = blocks.truncate(" ".join(str(origin["text"]).split()), 150)
+    view = blocks.declare_modal(title=title, private_metadata=json.dumps(origin))
+    await client.views_open(trigger_id=shortcut["trigger_id"], view=view)
+
+
+async def declare_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], services: Services
+) -> None:
+    """The declare form: field errors go back in the ack, the incident is declared after."""
+    form = blocks.parse_declare_submission(view["state"]["values"])
+    errors = blocks.validation_errors(form)
+    if errors:
+        await ack(response_action="errors", errors=errors)
+        return
+    await ack()
+    services.inflight.adopt()
+    origin = None
+    if view.get("private_metadata"):
+        meta = json.loads(view["private_metadata"])
+        if meta.get("channel") and meta.get("ts"):
+            origin = usecases.Origin(
+                channel_id=meta["channel"],
+                ts=meta["ts"],
+                user=meta.get("user"),
+                text=meta.get("text", ""),
+            )
+    await usecases.declare(
+        services,
+        actor=body["user"]["id"],
+        title=form.title,
+        severity=form.severity,
+        private=form.private,
+        service=form.service,
+        impact=form.impact,
+        origin=origin,
+    )

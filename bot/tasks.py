@@ -1,0 +1,48 @@
+"""Work that goes on after Slack was answered: tracked, so shutdown and tests can wait."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Inflight:
+    """The set of background tasks still running for requests already acknowledged."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def adopt(self) -> None:
+        """Count the current task (a Bolt listener running after its ack) as in flight."""
+        task = asyncio.current_task()
+        if task is not None and task not in self._tasks:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run a coroutine in the background, keeping a reference until it ends."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def wait(self, seconds: float = 30.0) -> None:
+        """Return once nothing is in flight (new tasks started meanwhile included)."""
+        async with asyncio.timeout(seconds):
+            while True:
+                pending = {t for t in self._tasks if t is not asyncio.current_task()}
+                if not pending:
+                    return
+                await asyncio.wait(pending)
+
+    def __len__(self) -> int:
+        return len(self._tasks)

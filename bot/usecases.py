@@ -1,0 +1,743 @@
+"""Use cases: one function per thing a person or another system asks for.
+
+Each one records first (the incident, its timeline and the Slack calls it owes, in one
+transaction) and only then acts: the side-effect runner makes the Slack calls after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core import grammar
+from bot.core.clock import format_time
+from bot.core.enums import EntryKind, EntrySource, Severity, Status
+from bot.core.lifecycle import (
+    COMMANDER_ROLE,
+    AssignRole,
+    Change,
+    ChangeSeverity,
+    ChangeStatus,
+    IncidentState,
+    Resolve,
+    SetStarted,
+    TimelineEvent,
+    apply,
+    may_apply,
+    privilege_error,
+    severity_label,
+    status_label,
+)
+from bot.db.models import Incident, TimelineEntry
+from bot.db.repo import IncidentRepo
+from bot.errors import UserError
+from bot.outbox import EffectKind, enqueue
+from bot.services import Services
+from bot.slack import blocks
+
+log = logging.getLogger(__name__)
+
+INCIDENT_CHANNEL = "incident"  # POST target meaning "the incident's own channel"
+ANNOUNCEMENTS = "announce"  # POST target meaning INCIDENTS_CHANNEL
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the person who asked sees, privately."""
+
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A Slack message an incident was declared from; it becomes the first timeline entry."""
+
+    channel_id: str
+    ts: str
+    user: str | None
+    text: str
+    permalink: str | None = None
+
+
+@asynccontextmanager
+async def transaction(services: Services) -> AsyncIterator[AsyncSession]:
+    """One transaction; the side-effect runner is woken once it has committed."""
+    async with services.sessions() as session, session.begin():
+        yield session
+    services.effects.kick()
+
+
+def ts_to_datetime(ts: str) -> datetime:
+    """A Slack message ts ("1700000000.000100") as an aware UTC datetime."""
+    from datetime import UTC
+
+    seconds = Decimal(ts)
+    return datetime.fromtimestamp(float(seconds), UTC)
+
+
+def _state(incident: Incident, commander: str | None) -> IncidentState:
+    return IncidentState(
+        status=incident.status,
+        severity=incident.severity,
+        declared_at=incident.declared_at,
+        started_at=incident.started_at,
+        resolved_at=incident.resolved_at,
+        commander=commander,
+    )
+
+
+def _stamp(services: Services, event: TimelineEvent) -> str:
+    when = format_time(event.occurred_at, services.settings.timezone)
+    by = f" — <@{event.author}>" if event.author else ""
+    return f"`{when}` {blocks.escape_mrkdwn(event.text)}{by}"
+
+
+async def _post(
+    session: AsyncSession,
+    services: Services,
+    incident: Incident,
+    text: str,
+    *,
+    to: str = INCIDENT_CHANNEL,
+) -> None:
+    await enqueue(
+        session,
+        kind=EffectKind.POST,
+        incident_id=incident.id,
+        now=services.clock.now(),
+        payload={"to": to, "text": text},
+    )
+
+
+async def _sync_card(session: AsyncSession, services: Services, incident: Incident) -> None:
+    await enqueue(
+        session, kind=EffectKind.SYNC_CARD, incident_id=incident.id, now=services.clock.now()
+    )
+
+
+# -- finding the incident a command is about ----------------------------------------------
+
+
+async def _find(
+    services: Services, *, number: int | None, channel_id: str | None, actor: str
+) -> int:
+    """The id of the incident named (or whose channel this is), if the actor may see it."""
+    async with services.sessions() as session:
+        repo = IncidentRepo(session)
+        if number is not None:
+            incident = await repo.by_number(number)
+            missing = f"There is no incident INC-{number}."
+        else:
+            incident = await repo.by_channel(channel_id) if channel_id else None
+            missing = (
+                "This is not an incident channel: name the incident first, "
+                "e.g. `/incident INC-7 note …`, or see `/incident list`."
+            )
+    if incident is None or incident.id is None:
+        raise UserError(missing)
+    if incident.private and incident.channel_id != channel_id:
+        # Outside a private incident's channel, it does not exist for non-members.
+        member = incident.channel_id is not None and await services.directory.is_member(
+            incident.channel_id, actor
+        )
+        if not member:
+            raise UserError(f"There is no incident INC-{incident.number}.")
+    return incident.id
+
+
+async def _locked(session: AsyncSession, incident_id: int) -> Incident:
+    incident = await IncidentRepo(session).by_id(incident_id, for_update=True)
+    assert incident is not None  # incidents are never deleted
+    return incident
+
+
+# -- declare ------------------------------------------------------------------------------
+
+
+async def declare(
+    services: Services,
+    *,
+    actor: str,
+    title: str,
+    severity: Severity | None = None,
+    private: bool = False,
+    service: str | None = None,
+    impact: str | None = None,
+    origin: Origin | None = None,
+    response_url: str | None = None,
+) -> Reply:
+    """Open an incident: the record at once, the channel and card right after."""
+    title = title.strip()
+    if not title:
+        raise UserError(f"Give the incident a title: `{grammar.USAGE['declare']}`.")
+    now = services.clock.now()
+    severity = severity or Severity.SEV3
+    for attempt in range(10):
+        try:
+            async with transaction(services) as session:
+                repo = IncidentRepo(session)
+                incident = await repo.add(
+                    Incident(
+                        number=await repo.next_number(),
+                        title=title,
+                        severity=severity,
+                        status=Status.INVESTIGATING,
+                        private=private,
+                        service=service,
+                        impact=impact.strip() if impact else None,
+                        declared_by=actor,
+                        declared_at=now,
+                    )
+                )
+                await _record_declaration(session, services, incident, origin, response_url)
+            break
+        except IntegrityError:
+            # Two declarations took the same number at once; the loser takes the next one.
+            if attempt == 9:
+                raise
+    shown = f"*{incident.ref}* ({severity_label(severity)}): {blocks.escape_mrkdwn(title)}"
+    return Reply(f"Declared {shown}. Opening its channel now…")
+
+
+async def _record_declaration(
+    session: AsyncSession,
+    services: Services,
+    incident: Incident,
+    origin: Origin | None,
+    response_url: str | None,
+) -> None:
+    repo = IncidentRepo(session)
+    now = incident.declared_at
+    actor = incident.declared_by
+    assert incident.id is not None
+    sev = severity_label(incident.severity)
+    events = [
+        TimelineEvent(
+            EntryKind.DECLARED, now, f"Incident declared ({sev}): {incident.title}", actor
+        )
+    ]
+    repo.record(incident, events, recorded_at=now)
+    if origin is not None:
+        session.add(
+            TimelineEntry(
+                incident_id=incident.id,
+                occurred_at=ts_to_datetime(origin.ts),
+                recorded_at=now,
+                kind=EntryKind.PINNED,
+                text=origin.text,
+                author=origin.user,
+                source=EntrySource.PINNED_MESSAGE,
+                slack_channel=origin.channel_id,
+                slack_ts=origin.ts,
+                permalink=origin.permalink,
+            )
+        )
+    await repo.assign(incident.id, role=COMMANDER_ROLE, user_id=actor, by=actor, at=now)
+    effects: list[tuple[EffectKind, dict[str, Any]]] = [
+        (EffectKind.CREATE_CHANNEL, {"response_url": response_url}),
+        (EffectKind.INVITE, {"users": [actor]}),
+        (EffectKind.POST_CARD, {}),
+        (EffectKind.SYNC_CARD, {}),
+    ]
+    if not incident.private and services.settings.INCIDENTS_CHANNEL:
+        effects.append((EffectKind.ANNOUNCE, {"event": "declared"}))
+    for kind, payload in effects:
+        await enqueue(session, kind=kind, incident_id=incident.id, now=now, payload=payload)
+
+
+# -- changes through the state machine ----------------------------------------------------
+
+
+async def _change(
+    services: Services,
+    *,
+    number: int | None,
+    channel_id: str | None,
+    actor: str,
+    make: Callable[[datetime], Change],
+    admins: frozenset[str] = frozenset(),
+) -> tuple[Incident, list[TimelineEvent]]:
+    incident_id = await _find(services, number=number, channel_id=channel_id, actor=actor)
+    async with transaction(services) as session:
+        repo = IncidentRepo(session)
+        incident = await _locked(session, incident_id)
+        now = services.clock.now()
+        state = _state(incident, await repo.commander(incident_id))
+        change = make(now)
+        if not may_apply(change, state, actor_is_admin=actor in admins):
+            raise privilege_error(change, state, ref=incident.ref)
+        new, events = apply(state, change, ref=incident.ref, tz=services.settings.timezone)
+        incident.status = new.status
+        incident.severity = new.severity
+        incident.started_at = new.started_at
+        incident.resolved_at = new.resolved_at
+        incident.version += 1
+        repo.record(incident, events, recorded_at=now)
+        if isinstance(change, AssignRole):
+            await repo.assign(
+                incident_id, role=change.role, user_id=change.user_id, by=actor, at=now
+            )
+            await enqueue(
+                session,
+                kind=EffectKind.INVITE,
+                incident_id=incident_id,
+                now=now,
+                payload={"users": [change.user_id]},
+            )
+        for event in events:
+            await _post(session, services, incident, _stamp(services, event))
+        await _sync_card(session, services, incident)
+        if incident.status is Status.RESOLVED or any(e.kind is EntryKind.REOPENED for e in events):
+            if not incident.private and services.settings.INCIDENTS_CHANNEL:
+                await enqueue(
+                    session,
+                    kind=EffectKind.ANNOUNCE,
+                    incident_id=incident_id,
+                    now=now,
+                    payload={"event": incident.status.value},
+                )
+    return incident, events
+
+
+async def change_status(
+    services: Services,
+    *,
+    number: int | None,
+    channel_id: str | None,
+    actor: str,
+    status: Status,
+    at: datetime | None,
+    text: str | None,
+) -> Reply:
+    """Move the incident to another status (resolving and reopening included)."""
+    incident, _ = await _change(
+        services,
+        number=number,
+        channel_id=channel_id,
+        actor=actor,
+        make=lambda now: ChangeStatus(status, at or now, actor, text),
+    )
+    if incident.status is Status.RESOLVED:
+        return _resolved_reply(incident)
+    return Reply(f"{incident.ref} is now *{status_label(incident.status)}*.")
+
+
+async def resolve(
+    services: Services,
+    *,
+    number: int | None,
+    channel_id: str | None,
+    actor: str,
+    at: datetime | None,
+    text: str | None,
+) -> Reply:
+    """Resolve at `at` or now; ask for the impact and cause still missing."""
+    incident, _ = await _change(
+        services,
+        number=number,
+        channel_id=channel_id,
+        actor=actor,
+        make=lambda now: Resolve(at or now, actor, text),
+    )
+    return _resolved_reply(incident)
+
+
+def _resolved_reply(incident: Incident) -> Reply:
+    missing = [
+        f"`/incident {word} …`"
+        for word, value in (("impact", incident.impact), ("cause", incident.root_cause))
+        if not value
+    ]
+    text = f"{incident.ref} is resolved."
+    if missing:
+        text += " For the postmortem, still record " + " and ".join(missing) + "."
+    return Reply(text)
+
+
+async def change_severity(
+    services: Services,
+    *,
+    number: int | None,
+    channel_id: str | None,
+    actor: str,
+    severity: Severity,
+) -> Reply:
+    """Raise or lower the severity (commander or incident admins)."""
+    incident, _ = await _change(
+        services,
+        number=number,
+        channel_id=channel_id,
+        actor=actor,
+        make=lambda now: ChangeSeverity(severity, now, actor),
+    )
+    return Reply(f"{incident.ref} is now *{severity_label(incident.severity)}*.")
+
+
+async def set_started(
+    services: Services, *, number: int | None, channel_id: str | None, actor: str, at: datetime
+) -> Reply:
+    """Record when impact began."""
+    incident, _ = await _change(
+        services,
+        number=number,
+        channel_id=channel_id,
+        actor=actor,
+        make=lambda now: SetStarted(at, actor),
+    )
+    shown = format_time(at, services.settings.timezone, with_date=True)
+    return Reply(f"Impact on {incident.ref} started at {shown}.")
+
+
+async def assign_role(
+    services: Services,
+    *,
+    number: int | None,
+    channel_id: str | None,
+    actor: str,
+    role: str,
+    user: grammar.UserRef,
+) -> Reply:
+    """Give a role to a person, who is invited to the channel."""
+    user_id = await services.directory.resolve(user)
+    incident, _ = await _change(
+        services,
+        number=number,
+        channel_id=channel_id,
+        actor=actor,
+        make=lambda now: AssignRole(role, user_id, now, actor),
+    )
+    return Reply(f"<@{user_id}> is now {role} of {incident.ref}.")
+
+
+# -- entries that do not change the state -------------------------------------------------
+
+
+async def _add_entry(
+    services: Services,
+    *,
+    number: int | None,
+    channel_id: str | None,
+    actor: str,
+    kind: EntryKind,
+    text: str,
+    at: datetime | None = None,
+    field: str | None = None,
+    announce: bool = False,
+) -> tuple[Incident, TimelineEvent]:
+    incident_id = await _find(services, number=number, channel_id=channel_id, actor=actor)
+    async with transaction(services) as session:
+        repo = IncidentRepo(session)
+        incident = await _locked(session, incident_id)
+        now = services.clock.now()
+        when = at or now
+        if when < incident.declared_at and incident.started_at is None and kind is EntryKind.NOTE:
+            pass  # a note may come before the declaration: it is how people backfill
+        if field is not None:
+            setattr(incident, field, text)
+            incident.version += 1
+        event = TimelineEvent(kind, when, text, actor)
+        repo.record(incident, [event], recorded_at=now)
+        await _post(session, services, incident, _stamp(services, event))
+        if announce and not incident.private and services.settings.INCIDENTS_CHANNEL:
+            await enqueue(
+                session,
+                kind=EffectKind.ANNOUNCE,
+                incident_id=incident_id,
+                now=now,
+                payload={"event": "update", "text": text, "author": actor},
+            )
+        if field is not None:
+            await _sync_card(session, services, incident)
+    return incident, event
+
+
+async def add_note(
+    services: Services,
+    *,
+    number: int | None,
+    channel_id: str | None,
+    actor: str,
+    text: str,
+    at: datetime | None,
+) -> Reply:
+    """A timeline entry at the time it happened."""
+    incident, event = await _add_entry(
+        services,
+        number=number,
+        channel_id=channel_id,
+        actor=actor,
+        kind=EntryKind.NOTE,
+        text=text,
+        at=at,
+    )
+    shown = format_time(event.occurred_at, services.settings.timezone)
+    return Reply(f"Noted on {incident.ref}'s timeline at {shown}.")
+
+
+SUMMARY_FIELDS = {"impact": "impact", "cause": "root_cause", "resolution": "resolution"}
+SUMMARY_LABELS = {"impact": "Impact", "cause": "Root cause", "resolution": "Resolution"}
+
+
+async def set_summary(
+    services: Services,
+    *,
+    number: int | None,
+    channel_id: str | None,
+    actor: str,
+    which: str,
+    text: str,
+) -> Reply:
+    """Impact, root cause or resolution for the postmortem summary."""
+    label = SUMMARY_LABELS[which]
+    incident, _ = await _add_entry(
+        services,
+        number=number,
+        channel_id=channel_id,
+        actor=actor,
+        kind=EntryKind.SUMMARY,
+        text=f"{label}: {text}",
+        field=SUMMARY_FIELDS[which],
+    )
+    setattr(incident, SUMMARY_FIELDS[which], text)
+    return Reply(f"{label} of {incident.ref} recorded.")
+
+
+async def post_update(
+    services: Services, *, number: int | None, channel_id: str | None, actor: str, text: str
+) -> Reply:
+    """A status update for the channel and the announcement channel."""
+    incident, _ = await _add_entry(
+        services,
+        number=number,
+        channel_id=channel_id,
+        actor=actor,
+        kind=EntryKind.UPDATE,
+        text=text,
+        announce=True,
+    )
+    where = "" if incident.private or not services.settings.INCIDENTS_CHANNEL else " and "
+    where += f"<#{services.settings.INCIDENTS_CHANNEL}>" if where else ""
+    return Reply(f"Update posted to {incident.ref}'s channel{where}.")
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+async def list_open(services: Services, *, actor: str) -> Reply:
+    """Open incidents the actor may see."""
+    async with services.sessions() as session:
+        repo = IncidentRepo(session)
+        rows = []
+        for incident in await repo.open_incidents():
+            assert incident.id is not None
+            rows.append((incident, await repo.commander(incident.id)))
+    visible = []
+    for incident, commander in rows:
+        if incident.private and not (
+            incident.channel_id and await services.directory.is_member(incident.channel_id, actor)
+        ):
+            continue
+        visible.append(
+            blocks.ListedIncident(
+                ref=incident.ref,
+                title=incident.title,
+                severity=incident.severity,
+                status=incident.status,
+                channel_id=incident.channel_id,
+                declared_at=incident.declared_at,
+                commander=commander,
+            )
+        )
+    tz = services.settings.timezone
+    text = f"{len(visible)} open incident(s)." if visible else "No open incidents."
+    return Reply(text, blocks.incident_list_blocks(visible, tz=tz))
+
+
+async def show_timeline(
+    services: Services, *, number: int | None, channel_id: str | None, actor: str
+) -> Reply:
+    """The timeline so far, in the order things happened."""
+    incident_id = await _find(services, number=number, channel_id=channel_id, actor=actor)
+    async with services.sessions() as session:
+        repo = IncidentRepo(session)
+        incident = await repo.by_id(incident_id)
+        entries = await repo.timeline(incident_id)
+    assert incident is not None
+    lines = [
+        blocks.TimelineLine(
+            occurred_at=e.occurred_at,
+            kind=EntryKind(e.kind),
+            text=e.text,
+            author=e.author,
+            permalink=e.permalink,
+        )
+        for e in entries
+        if e.kind not in NOISE
+    ]
+    tz = services.settings.timezone
+    return Reply(
+        f"Timeline of {incident.ref}: {len(lines)} entries.",
+        blocks.timeline_blocks(incident.ref, lines, tz=tz),
+    )
+
+
+NOISE = frozenset({EntryKind.JOINED, EntryKind.LEFT})
+
+
+# -- what happens in the channel ----------------------------------------------------------
+
+
+async def record_membership(
+    services: Services, *, event_id: str, channel_id: str, user: str, joined: bool
+) -> None:
+    """A person joined or left an incident channel: a system entry, once per event."""
+    async with transaction(services) as session:
+        repo = IncidentRepo(session)
+        incident = await repo.by_channel(channel_id)
+        if incident is None or not await repo.first_delivery(event_id, at=services.clock.now()):
+            return
+        now = services.clock.now()
+        kind = EntryKind.JOINED if joined else EntryKind.LEFT
+        text = f"<@{user}> {'joined' if joined else 'left'} the channel"
+        repo.record(
+            incident,
+            [TimelineEvent(kind, now, text, user)],
+            recorded_at=now,
+            source=EntrySource.SYSTEM,
+        )
+
+
+async def record_pin(
+    services: Services,
+    *,
+    event_id: str,
+    channel_id: str,
+    ts: str,
+    pinned_by: str,
+    author: str | None,
+) -> None:
+    """📌 on a message: it joins the timeline at the message's own time, once."""
+    async with transaction(services) as session:
+        repo = IncidentRepo(session)
+        incident = await repo.by_channel(channel_id)
+        now = services.clock.now()
+        if incident is None or not await repo.first_delivery(event_id, at=now):
+            return
+        assert incident.id is not None
+        existing = await repo.message_entry(incident.id, ts)
+        if existing is not None:
+            if existing.retracted_at is not None:
+                existing.retracted_at = None
+                existing.retracted_by = None
+            return
+        session.add(
+            TimelineEntry(
+                incident_id=incident.id,
+                occurred_at=ts_to_datetime(ts),
+                recorded_at=now,
+                kind=EntryKind.PINNED,
+                text="",
+                author=author,
+                source=EntrySource.PINNED_MESSAGE,
+                slack_channel=channel_id,
+                slack_ts=ts,
+            )
+        )
+        # The text is fetched right after, once: an edit made later does not change it.
+        await enqueue(
+            session,
+            kind=EffectKind.CAPTURE_PIN,
+            incident_id=incident.id,
+            now=now,
+            payload={"ts": ts, "pinned_by": pinned_by},
+        )
+
+
+async def retract_pin(
+    services: Services, *, event_id: str, channel_id: str, ts: str, by: str
+) -> None:
+    """📌 removed: the entry leaves the timeline (kept, marked retracted)."""
+    async with transaction(services) as session:
+        repo = IncidentRepo(session)
+        incident = await repo.by_channel(channel_id)
+        now = services.clock.now()
+        if incident is None or not await repo.first_delivery(event_id, at=now):
+            return
+        assert incident.id is not None
+        existing = await repo.message_entry(incident.id, ts)
+        if existing is not None and existing.retracted_at is None:
+            existing.retracted_at = now
+            existing.retracted_by = by
+
+
+# -- the command dispatcher ---------------------------------------------------------------
+
+
+async def run_command(
+    services: Services,
+    command: grammar.Command,
+    *,
+    actor: str,
+    channel_id: str | None,
+    response_url: str | None = None,
+) -> Reply:
+    """Route a parsed `/incident` command to its use case."""
+    where: dict[str, Any] = {"number": command.incident, "channel_id": channel_id, "actor": actor}
+    match command:
+        case grammar.Declare(title=str() as title):
+            return await declare(
+                services,
+                actor=actor,
+                title=title,
+                severity=command.severity,
+                response_url=response_url,
+            )
+        case grammar.List():
+            return await list_open(services, actor=actor)
+        case grammar.StatusCmd():
+            return await change_status(
+                services, **where, status=command.status, at=command.at, text=command.text
+            )
+        case grammar.Resolve():
+            return await resolve(services, **where, at=command.at, text=command.text)
+        case grammar.Sev():
+            return await change_severity(services, **where, severity=command.severity)
+        case grammar.Role():
+            return await assign_role(services, **where, role=command.role, user=command.user)
+        case grammar.Note():
+            return await add_note(services, **where, text=command.text, at=command.at)
+        case grammar.Started():
+            return await set_started(services, **where, at=command.at)
+        case grammar.Impact():
+            return await set_summary(services, **where, which="impact", text=command.text)
+        case grammar.Cause():
+            return await set_summary(services, **where, which="cause", text=command.text)
+        case grammar.Resolution():
+            return await set_summary(services, **where, which="resolution", text=command.text)
+        case grammar.Update():
+            return await post_update(services, **where, text=command.text)
+        case grammar.Timeline():
+            return await show_timeline(services, **where)
+    raise UserError(NOT_YET.get(type(command), "That command is not available yet."))
+
+
+NOT_YET: dict[type, str] = {
+    grammar.PageCmd: "`/incident page` arrives with playbook paging; it is not available yet.",
+    grammar.Measure: "`/incident measure` arrives with the postmortem draft; not available yet.",
+    grammar.Task: "`/incident task` arrives with the postmortem draft; not available yet.",
+    grammar.Tasks: "`/incident tasks` arrives with the postmortem draft; not available yet.",
+    grammar.Postmortem: "`/incident postmortem` is not available yet.",
+}
+
+
+def visible_entries(entries: Sequence[TimelineEntry]) -> list[TimelineEntry]:
+    return [e for e in entries if e.retracted_at is None]

@@ -1,0 +1,82 @@
+"""The aiohttp application: POST /slack/events, GET /healthz, GET /metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+from bot.db.engine import ping
+from bot.errors import DatabaseUnavailable
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024  # Slack never sends more; anything larger is refused with 413.
+
+SERVICES = web.AppKey("services", Services)
+BOLT = web.AppKey("bolt", AsyncApp)
+
+
+def create_web_app(*, services: Services, bolt: AsyncApp) -> web.Application:
+    """The whole HTTP surface of `python -m bot serve`."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[count_requests])
+    app[SERVICES] = services
+    app[BOLT] = bolt
+    app.router.add_post("/slack/events", slack_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+@web.middleware
+async def count_requests(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else "unmatched"
+        services.metrics.inc("http_requests_total", path=path, status=str(status))
+        services.metrics.inc(
+            "http_request_milliseconds_total",
+            int((time.perf_counter() - started) * 1000),
+            path=path,
+        )
+
+
+async def slack_events(request: web.Request) -> web.StreamResponse:
+    """Slash commands, interactivity and events; Bolt verifies the signature (401 otherwise)."""
+    bolt_request = await to_bolt_request(request)
+    bolt_response = await request.app[BOLT].async_dispatch(bolt_request)
+    return await to_aiohttp_response(bolt_response)
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    """200 when the database answers, 503 with the reason when it does not."""
+    services = request.app[SERVICES]
+    try:
+        await ping(services.engine, timeout=2.0)
+    except DatabaseUnavailable as exc:
+        return web.json_response({"status": "unavailable", "database": exc.reason}, status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        text=request.app[SERVICES].metrics.render(), content_type="text/plain", charset="utf-8"
+    )
