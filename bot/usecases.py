@@ -7,10 +7,10 @@ transaction) and only then acts: the side-effect runner makes the Slack calls af
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import grammar
-from bot.core.clock import format_time
+from bot.core.clock import format_time, humanize_duration
 from bot.core.enums import EntryKind, EntrySource, Severity, Status
 from bot.core.lifecycle import (
     COMMANDER_ROLE,
@@ -44,6 +44,9 @@ from bot.services import Services
 from bot.slack import blocks
 
 log = logging.getLogger(__name__)
+
+# Roles a person can be given until playbooks name their own.
+KNOWN_ROLES = frozenset({COMMANDER_ROLE, "deputy", "scribe", "comms", "ops", "liaison", "lead"})
 
 INCIDENT_CHANNEL = "incident"  # POST target meaning "the incident's own channel"
 ANNOUNCEMENTS = "announce"  # POST target meaning INCIDENTS_CHANNEL
@@ -78,10 +81,7 @@ async def transaction(services: Services) -> AsyncIterator[AsyncSession]:
 
 def ts_to_datetime(ts: str) -> datetime:
     """A Slack message ts ("1700000000.000100") as an aware UTC datetime."""
-    from datetime import UTC
-
-    seconds = Decimal(ts)
-    return datetime.fromtimestamp(float(seconds), UTC)
+    return datetime.fromtimestamp(float(Decimal(ts)), UTC)
 
 
 def _state(incident: Incident, commander: str | None) -> IncidentState:
@@ -295,6 +295,8 @@ async def _change(
             )
         for event in events:
             await _post(session, services, incident, _stamp(services, event))
+        if new.status is Status.RESOLVED:
+            await _post(session, services, incident, _resolution_summary(services, incident))
         await _sync_card(session, services, incident)
         if incident.status is Status.RESOLVED or any(e.kind is EntryKind.REOPENED for e in events):
             if not incident.private and services.settings.INCIDENTS_CHANNEL:
@@ -349,6 +351,28 @@ async def resolve(
         make=lambda now: Resolve(at or now, actor, text),
     )
     return _resolved_reply(incident)
+
+
+def _resolution_summary(services: Services, incident: Incident) -> str:
+    assert incident.resolved_at is not None
+    tz = services.settings.timezone
+    began = incident.started_at or incident.declared_at
+    crosses = began.astimezone(tz).date() != incident.resolved_at.astimezone(tz).date()
+    lines = [
+        f":white_check_mark: *{incident.ref} resolved* after "
+        f"{humanize_duration(incident.resolved_at - began)} "
+        f"({format_time(began, tz, with_date=crosses)} to "
+        f"{format_time(incident.resolved_at, tz, with_date=crosses)}), "
+        f"{severity_label(incident.severity)}.",
+    ]
+    for label, value in (
+        ("Impact", incident.impact),
+        ("Root cause", incident.root_cause),
+        ("Resolution", incident.resolution),
+    ):
+        shown = blocks.escape_mrkdwn(value) if value else "_not recorded yet_"
+        lines.append(f"*{label}:* {shown}")
+    return "\n".join(lines)
 
 
 def _resolved_reply(incident: Incident) -> Reply:
@@ -407,6 +431,12 @@ async def assign_role(
     user: grammar.UserRef,
 ) -> Reply:
     """Give a role to a person, who is invited to the channel."""
+    role = role.lower()
+    if role not in KNOWN_ROLES:
+        raise UserError(
+            f"`{role}` is not a role here: use one of {', '.join(sorted(KNOWN_ROLES))} "
+            f"(`{grammar.USAGE['role']}`)."
+        )
     user_id = await services.directory.resolve(user)
     incident, _ = await _change(
         services,
@@ -438,9 +468,7 @@ async def _add_entry(
         repo = IncidentRepo(session)
         incident = await _locked(session, incident_id)
         now = services.clock.now()
-        when = at or now
-        if when < incident.declared_at and incident.started_at is None and kind is EntryKind.NOTE:
-            pass  # a note may come before the declaration: it is how people backfill
+        when = at or now  # a note may predate the declaration: that is how people backfill
         if field is not None:
             setattr(incident, field, text)
             incident.version += 1
@@ -737,7 +765,3 @@ NOT_YET: dict[type, str] = {
     grammar.Tasks: "`/incident tasks` arrives with the postmortem draft; not available yet.",
     grammar.Postmortem: "`/incident postmortem` is not available yet.",
 }
-
-
-def visible_entries(entries: Sequence[TimelineEntry]) -> list[TimelineEntry]:
-    return [e for e in entries if e.retracted_at is None]

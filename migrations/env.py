@@ -20,7 +20,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 import bot.db.models  # noqa: F401  (importing it registers the tables on SQLModel.metadata)
 from bot.db.engine import make_engine
-from bot.db.types import UTCDateTime
+from bot.db.types import EnumString, UTCDateTime
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -34,6 +34,9 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     if type_ == "type" and isinstance(obj, UTCDateTime):
         autogen_context.imports.add("import bot.db.types")
         return "bot.db.types.UTCDateTime()"
+    if type_ == "type" and isinstance(obj, EnumString):
+        # Stored as plain VARCHAR; the enum only exists in Python.
+        return f"sa.String(length={obj.impl_instance.length})"
     if type_ == "type" and isinstance(obj, AutoString):
         return f"sa.String(length={obj.length})" if obj.length else "sa.String()"
     return False

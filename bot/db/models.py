@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from bot.core.enums import EntrySource, FollowUpKind, PageState, Severity, Status
-from bot.db.types import UTCDateTime
+from bot.db.types import EnumString, UTCDateTime
 
 
 def utcnow() -> datetime:
@@ -21,8 +21,8 @@ def _when(*, nullable: bool, index: bool = False) -> sa.Column[datetime]:
 
 class IncidentBase(SQLModel):
     title: str = Field(max_length=200)
-    severity: Severity = Field(sa_type=sa.String(8), default=Severity.SEV3)
-    status: Status = Field(sa_type=sa.String(16), default=Status.INVESTIGATING)
+    severity: Severity = Field(sa_type=EnumString(Severity, 8), default=Severity.SEV3)
+    status: Status = Field(sa_type=EnumString(Status, 16), default=Status.INVESTIGATING)
     private: bool = False
     playbook: str | None = Field(default=None, max_length=100)
     service: str | None = Field(default=None, max_length=100)
@@ -38,6 +38,7 @@ class Incident(IncidentBase, table=True):
     channel_id: str | None = Field(default=None, max_length=32, unique=True)
     channel_name: str | None = Field(default=None, max_length=80)
     card_ts: str | None = Field(default=None, max_length=32)
+    topic: str | None = Field(default=None, max_length=250)  # as last set, to skip repeats
     declared_by: str = Field(max_length=32)
     declared_at: datetime = Field(sa_column=_when(nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
@@ -69,7 +70,7 @@ class TimelineEntry(SQLModel, table=True):
     kind: str = Field(max_length=32)
     text: str = Field(sa_type=sa.Text)
     author: str | None = Field(default=None, max_length=32)
-    source: EntrySource = Field(sa_type=sa.String(16), default=EntrySource.SYSTEM)
+    source: EntrySource = Field(sa_type=EnumString(EntrySource, 16), default=EntrySource.SYSTEM)
     slack_channel: str | None = Field(default=None, max_length=32)
     slack_ts: str | None = Field(default=None, max_length=32)
     permalink: str | None = Field(default=None, max_length=500)
@@ -104,7 +105,7 @@ class Page(SQLModel, table=True):
     dedup_key: str = Field(max_length=255, index=True)
     message: str | None = Field(default=None, sa_type=sa.Text)
     tier: int = 0
-    state: PageState = Field(sa_type=sa.String(16), default=PageState.TRIGGERED)
+    state: PageState = Field(sa_type=EnumString(PageState, 16), default=PageState.TRIGGERED)
     created_at: datetime = Field(sa_column=_when(nullable=False))
     escalate_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     acknowledged_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
@@ -119,7 +120,7 @@ class FollowUp(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id", index=True)
-    kind: FollowUpKind = Field(sa_type=sa.String(16))
+    kind: FollowUpKind = Field(sa_type=EnumString(FollowUpKind, 16))
     text: str = Field(sa_type=sa.Text)
     owner: str | None = Field(default=None, max_length=32)
     due: date | None = None

@@ -7,15 +7,13 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages
-from bot.errors import UserError
 from bot.services import Services
 from bot.slack import commands, events, interactions
+from bot.slack.errors import show_error
 from bot.slack.ids import ActionId, CallbackId, CommandName
 
 log = logging.getLogger(__name__)
@@ -64,8 +62,8 @@ def build_bolt_app(
         await next()
 
     app.command(CommandName.INCIDENT)(commands.incident_command)
-    app.action(ActionId.STATUS_SELECT)(interactions.status_selected)
-    app.action(ActionId.SEVERITY_SELECT)(interactions.severity_selected)
+    app.action(ActionId.STATUS_SELECT)(interactions.card_menu_selected)
+    app.action(ActionId.SEVERITY_SELECT)(interactions.card_menu_selected)
     app.shortcut(CallbackId.DECLARE_SHORTCUT)(interactions.declare_shortcut)
     app.view(CallbackId.DECLARE_MODAL)(interactions.declare_submitted)
     app.event("reaction_added")(events.reaction_added)
@@ -76,7 +74,7 @@ def build_bolt_app(
     app.event(re.compile(r"^message$"))(_ignore)
 
     @app.error
-    async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
+    async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
         await show_error(error, body=body, respond=respond, client=client)
 
     return app
@@ -84,35 +82,3 @@ def build_bolt_app(
 
 async def _ignore() -> None:
     return None
-
-
-async def show_error(
-    error: Exception, *, body: dict[str, Any], respond: Any, client: AsyncWebClient
-) -> None:
-    """The one place that turns an exception into what the person sees."""
-    if isinstance(error, UserError):
-        text = error.message
-    else:
-        log.error("unhandled error in a Slack listener", exc_info=error)
-        text = (
-            messages.SLACK_FAILED if isinstance(error, SlackApiError) else messages.INTERNAL_ERROR
-        )
-    try:
-        if respond is not None and _response_url(body):
-            await respond(text=text, response_type="ephemeral", replace_original=False)
-        elif user := _user(body):
-            await client.chat_postMessage(channel=user, text=text)
-    except Exception:  # showing the error failed too; it is logged, nothing else to do
-        log.warning("could not show an error to the user", exc_info=True)
-
-
-def _response_url(body: dict[str, Any]) -> str | None:
-    if body.get("response_url"):
-        return str(body["response_url"])
-    urls = body.get("response_urls") or []
-    return str(urls[0]["response_url"]) if urls else None
-
-
-def _user(body: dict[str, Any]) -> str | None:
-    user = body.get("user_id") or body.get("user", {})
-    return user if isinstance(user, str) else user.get("id")

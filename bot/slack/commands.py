@@ -12,6 +12,7 @@ from bot.core import grammar
 from bot.errors import UserError
 from bot.services import Services
 from bot.slack import blocks
+from bot.slack.errors import after_ack
 
 
 async def incident_command(
@@ -32,9 +33,20 @@ async def incident_command(
         await ack(response_type="ephemeral", text=grammar.HELP_TEXT)
         return
     await ack()
-    services.inflight.adopt()
+    work = run(parsed, command=command, services=services, respond=respond, client=client)
+    after_ack(services, work, body=command, respond=respond, client=client)
+
+
+async def run(
+    parsed: grammar.Command,
+    *,
+    command: dict[str, Any],
+    services: Services,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+) -> None:
     if isinstance(parsed, grammar.Declare) and parsed.title is None:
-        # trigger_id expires 3 s after the command: open the form before anything else.
+        # trigger_id expires 3 s after the command: the form opens before anything else.
         view = blocks.declare_modal(severity=parsed.severity)
         await client.views_open(trigger_id=command["trigger_id"], view=view)
         return

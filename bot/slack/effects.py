@@ -64,6 +64,14 @@ class SlackEffects:
             raise SideEffectFailed(effect.kind, f"{incident.ref} has no channel yet")
         return incident, incident.channel_id
 
+    async def _save(self, incident: Incident, **values: str) -> None:
+        """Write back what Slack gave us (channel, card ts, topic)."""
+        async with self.services.sessions() as session, session.begin():
+            row = await IncidentRepo(session).by_id(incident.id or 0, for_update=True)
+            assert row is not None
+            for name, value in values.items():
+                setattr(row, name, value)
+
     async def card(self, incident: Incident) -> blocks.CardData:
         assert incident.id is not None
         async with self.services.sessions() as session:
@@ -107,11 +115,7 @@ class SlackEffects:
             else:
                 raise SideEffectFailed("conversations.create", "every channel name was taken")
             channel = response["channel"]
-            async with self.services.sessions() as session, session.begin():
-                row = await IncidentRepo(session).by_id(incident.id or 0, for_update=True)
-                assert row is not None
-                row.channel_id = channel["id"]
-                row.channel_name = channel["name"]
+            await self._save(incident, channel_id=channel["id"], channel_name=channel["name"])
             incident.channel_id = channel["id"]
         response_url = payload.get("response_url")
         if response_url:
@@ -149,10 +153,7 @@ class SlackEffects:
             blocks=blocks.summary_card(card, tz=tz),
         )
         ts = response["ts"]
-        async with self.services.sessions() as session, session.begin():
-            row = await IncidentRepo(session).by_id(incident.id or 0, for_update=True)
-            assert row is not None
-            row.card_ts = ts
+        await self._save(incident, card_ts=ts)
         try:
             await self.client.pins_add(channel=channel, timestamp=ts)
         except SlackApiError as exc:
@@ -169,7 +170,11 @@ class SlackEffects:
                 text=blocks.card_fallback_text(card),
                 blocks=blocks.summary_card(card, tz=self.services.settings.timezone),
             )
-        await self.client.conversations_setTopic(channel=channel, topic=blocks.topic(card))
+        topic = blocks.topic(card)
+        if topic != incident.topic:
+            # Every topic change shows in the channel: only set it when it differs.
+            await self.client.conversations_setTopic(channel=channel, topic=topic)
+            await self._save(incident, topic=topic)
 
     async def announce(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         target = self.services.settings.INCIDENTS_CHANNEL

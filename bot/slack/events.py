@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bot import usecases
 from bot.services import Services
+from bot.slack.errors import after_ack
 
 PIN = "pushpin"
 
 
-async def reaction_added(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
-    """📌 on a message adds it to the timeline at the message's own time."""
-    item = event.get("item", {})
+def _pinned_message(event: dict[str, Any]) -> dict[str, Any] | None:
+    item: dict[str, Any] = event.get("item", {})
     if event.get("reaction") != PIN or item.get("type") != "message":
+        return None
+    return item
+
+
+async def reaction_added(
+    event: dict[str, Any], body: dict[str, Any], services: Services, client: AsyncWebClient
+) -> None:
+    """📌 on a message adds it to the timeline at the message's own time."""
+    if (item := _pinned_message(event)) is None:
         return
-    services.inflight.adopt()
-    await usecases.record_pin(
+    work = usecases.record_pin(
         services,
         event_id=body["event_id"],
         channel_id=item["channel"],
@@ -24,40 +34,48 @@ async def reaction_added(event: dict[str, Any], body: dict[str, Any], services: 
         pinned_by=event["user"],
         author=event.get("item_user"),
     )
+    after_ack(services, work, body=body, respond=None, client=client)
 
 
-async def reaction_removed(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
+async def reaction_removed(
+    event: dict[str, Any], body: dict[str, Any], services: Services, client: AsyncWebClient
+) -> None:
     """Taking the 📌 away takes the entry out of the timeline."""
-    item = event.get("item", {})
-    if event.get("reaction") != PIN or item.get("type") != "message":
+    if (item := _pinned_message(event)) is None:
         return
-    services.inflight.adopt()
-    await usecases.retract_pin(
+    work = usecases.retract_pin(
         services,
         event_id=body["event_id"],
         channel_id=item["channel"],
         ts=item["ts"],
         by=event["user"],
     )
+    after_ack(services, work, body=body, respond=None, client=client)
 
 
-async def member_joined(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
-    services.inflight.adopt()
-    await usecases.record_membership(
+async def member_joined(
+    event: dict[str, Any], body: dict[str, Any], services: Services, client: AsyncWebClient
+) -> None:
+    """Someone joined an incident channel: a system entry."""
+    work = usecases.record_membership(
         services,
         event_id=body["event_id"],
         channel_id=event["channel"],
         user=event["user"],
         joined=True,
     )
+    after_ack(services, work, body=body, respond=None, client=client)
 
 
-async def member_left(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
-    services.inflight.adopt()
-    await usecases.record_membership(
+async def member_left(
+    event: dict[str, Any], body: dict[str, Any], services: Services, client: AsyncWebClient
+) -> None:
+    """Someone left an incident channel: a system entry."""
+    work = usecases.record_membership(
         services,
         event_id=body["event_id"],
         channel_id=event["channel"],
         user=event["user"],
         joined=False,
     )
+    after_ack(services, work, body=body, respond=None, client=client)

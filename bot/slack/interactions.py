@@ -1,4 +1,4 @@
-"""Buttons and menus on the summary card, the declare form and the message shortcut."""
+"""Menus on the summary card, the declare form and the message shortcut."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from bot.core.grammar import parse_incident_ref
 from bot.errors import UserError
 from bot.services import Services
 from bot.slack import blocks
+from bot.slack.errors import after_ack
+from bot.slack.ids import ActionId
 
 MAX_ORIGIN_TEXT = 2000  # leaves room in private_metadata (3,000) for the ids around it
 
@@ -21,55 +23,42 @@ MAX_ORIGIN_TEXT = 2000  # leaves room in private_metadata (3,000) for the ids ar
 def _card_incident(action: dict[str, Any]) -> int:
     ref = blocks.card_ref_from_block_id(action.get("block_id", ""))
     if ref is None:
-        raise UserError("That button does not belong to an incident card.")
+        raise UserError("That menu does not belong to an incident card.")
     return parse_incident_ref(ref)
 
 
-async def status_selected(
+async def _answer(respond: AsyncRespond, reply: usecases.Reply) -> None:
+    await respond(text=reply.text, response_type="ephemeral", replace_original=False)
+
+
+async def card_menu_selected(
     ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
     services: Services,
     respond: AsyncRespond,
+    client: AsyncWebClient,
 ) -> None:
-    """Status menu on the card."""
+    """The status or severity menu on the summary card."""
     await ack()
-    services.inflight.adopt()
-    reply = await usecases.change_status(
-        services,
-        number=_card_incident(action),
-        channel_id=body.get("channel", {}).get("id"),
-        actor=body["user"]["id"],
-        status=Status(action["selected_option"]["value"]),
-        at=None,
-        text=None,
-    )
-    await respond(text=reply.text, response_type="ephemeral", replace_original=False)
+    where = {
+        "number": _card_incident(action),
+        "channel_id": body.get("channel", {}).get("id"),
+        "actor": body["user"]["id"],
+    }
+    value = action["selected_option"]["value"]
+    if action["action_id"] == ActionId.STATUS_SELECT:
+        work = usecases.change_status(services, **where, status=Status(value), at=None, text=None)
+    else:
+        work = usecases.change_severity(services, **where, severity=Severity(value))
+
+    async def run() -> None:
+        await _answer(respond, await work)
+
+    after_ack(services, run(), body=body, respond=respond, client=client)
 
 
-async def severity_selected(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    services: Services,
-    respond: AsyncRespond,
-) -> None:
-    """Severity menu on the card."""
-    await ack()
-    services.inflight.adopt()
-    reply = await usecases.change_severity(
-        services,
-        number=_card_incident(action),
-        channel_id=body.get("channel", {}).get("id"),
-        actor=body["user"]["id"],
-        severity=Severity(action["selected_option"]["value"]),
-    )
-    await respond(text=reply.text, response_type="ephemeral", replace_original=False)
-
-
-async def declare_shortcut(
-    ack: AsyncAck, shortcut: dict[str, Any], client: AsyncWebClient, services: Services
-) -> None:
+async def declare_shortcut(ack: AsyncAck, shortcut: dict[str, Any], client: AsyncWebClient) -> None:
     """Message shortcut: the form, remembering the message it came from."""
     await ack()
     message = shortcut.get("message", {})
@@ -81,11 +70,16 @@ async def declare_shortcut(
     }
     title = blocks.truncate(" ".join(str(origin["text"]).split()), 150)
     view = blocks.declare_modal(title=title, private_metadata=json.dumps(origin))
+    # trigger_id lives 3 s: views.open runs inside the listener, right after the ack.
     await client.views_open(trigger_id=shortcut["trigger_id"], view=view)
 
 
 async def declare_submitted(
-    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], services: Services
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    services: Services,
+    client: AsyncWebClient,
 ) -> None:
     """The declare form: field errors go back in the ack, the incident is declared after."""
     form = blocks.parse_declare_submission(view["state"]["values"])
@@ -94,18 +88,16 @@ async def declare_submitted(
         await ack(response_action="errors", errors=errors)
         return
     await ack()
-    services.inflight.adopt()
     origin = None
-    if view.get("private_metadata"):
-        meta = json.loads(view["private_metadata"])
-        if meta.get("channel") and meta.get("ts"):
-            origin = usecases.Origin(
-                channel_id=meta["channel"],
-                ts=meta["ts"],
-                user=meta.get("user"),
-                text=meta.get("text", ""),
-            )
-    await usecases.declare(
+    meta = json.loads(view.get("private_metadata") or "{}")
+    if meta.get("channel") and meta.get("ts"):
+        origin = usecases.Origin(
+            channel_id=meta["channel"],
+            ts=meta["ts"],
+            user=meta.get("user"),
+            text=meta.get("text", ""),
+        )
+    work = usecases.declare(
         services,
         actor=body["user"]["id"],
         title=form.title,
@@ -115,3 +107,4 @@ async def declare_submitted(
         impact=form.impact,
         origin=origin,
     )
+    after_ack(services, work, body=body, respond=None, client=client)
