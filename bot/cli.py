@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError, DatabaseUnavailable
@@ -21,8 +23,14 @@ EXIT_UNAVAILABLE = 1
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Incident bot for Slack.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser("demo", help="run a whole incident against the built-in Slack emulator")
+    demo.add_argument("--out", default="demo-out", metavar="DIR", help="where the draft goes")
     sub.add_parser("serve", help="HTTP mode: Slack posts to /slack/events; also /healthz, /metrics")
     sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN): no public URL needed")
+    sub.add_parser("worker", help="background work alone, when several `serve` share a database")
+    postmortem = sub.add_parser("postmortem", help="print or write an incident's postmortem draft")
+    postmortem.add_argument("incident", metavar="INC-N", help="the incident, e.g. INC-7")
+    postmortem.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="apply the alembic migrations to DATABASE_URL")
@@ -50,7 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command == "serve":
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        started = time.perf_counter()
+        path = await run_demo(Path(args.out))
+        _say(f"demo finished in {time.perf_counter() - started:.1f} s; postmortem: {path}")
+    elif args.command == "serve":
         from bot.wiring import serve
 
         await serve(settings)
@@ -58,6 +72,20 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.wiring import socket_mode
 
         await socket_mode(settings)
+    elif args.command == "worker":
+        from bot.wiring import worker
+
+        await worker(settings)
+    elif args.command == "postmortem":
+        from bot.wiring import write_postmortem
+
+        document = await write_postmortem(settings, args.incident)
+        if args.output:
+            # A few hundred kilobytes at most, written once at the end: no need for a thread.
+            Path(args.output).write_text(document, encoding="utf-8")  # noqa: ASYNC240
+            _say(f"wrote {args.output}")
+        else:
+            sys.stdout.write(document)
     elif args.command == "db" and args.db_command == "upgrade":
         from bot.db.engine import redacted
         from bot.db.migrate import upgrade

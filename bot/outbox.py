@@ -55,6 +55,7 @@ class EffectKind(StrEnum):
     POST = "post"
     CAPTURE_PIN = "capture_pin"
     BOOKMARK = "bookmark"
+    UPLOAD_POSTMORTEM = "upload_postmortem"
 
 
 Executor = Callable[[SideEffect, Mapping[str, Any]], Awaitable[None]]
@@ -160,7 +161,7 @@ class EffectRunner:
                 log.exception("side-effect runner pass failed")
 
     async def run_due(self) -> int:
-        """Run every effect that is due now; return how many succeeded."""
+        """Run every effect that is due now; return how many finished (done or set aside)."""
         async with self._lock:
             done = 0
             while True:
@@ -209,8 +210,8 @@ class EffectRunner:
         done = 0
         for effect_id in effect_ids:
             if not await self._run_one(effect_id):
-                break  # keep the incident's order: later effects wait for this one
-            done += 1
+                break  # keep the incident's order: later effects wait for a retried one
+            done += 1  # done, or set aside for good: either way it no longer holds the rest
         return done
 
     async def _claim(self, effect_id: int) -> SideEffect | None:
@@ -233,6 +234,7 @@ class EffectRunner:
             return await session.get(SideEffect, effect_id)
 
     async def _run_one(self, effect_id: int) -> bool:
+        """Whether the effect is finished: done, or set aside because it can never succeed."""
         effect = await self._claim(effect_id)
         if effect is None:
             return False
@@ -245,10 +247,9 @@ class EffectRunner:
                 await executor(effect, json.loads(effect.payload))
             except Exception as exc:  # classified below: retried or set aside, never lost
                 error = exc
-        await self._finish(effect, error)
-        return error is None
+        return await self._finish(effect, error)
 
-    async def _finish(self, effect: SideEffect, error: BaseException | None) -> None:
+    async def _finish(self, effect: SideEffect, error: BaseException | None) -> bool:
         now = self.clock.now()
         values: dict[str, Any] = {"claimed_until": None, "attempts": effect.attempts + 1}
         if error is None:
@@ -276,6 +277,7 @@ class EffectRunner:
             await session.execute(
                 sa.update(SideEffect).where(col(SideEffect.id) == effect.id).values(**values)
             )
+        return "done_at" in values
 
 
 def _describe(error: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -31,6 +32,14 @@ class Services:
     metrics: Metrics
     inflight: Inflight = field(default_factory=Inflight)
 
+    async def settle(self, seconds: float = 60.0) -> None:
+        """Wait until the work after every ack, and the side effects now due, are done."""
+        async with asyncio.timeout(seconds):
+            while True:
+                await self.inflight.wait(seconds)
+                if await self.effects.run_due() == 0 and not len(self.inflight):
+                    return
+
     async def aclose(self) -> None:
         """Stop the runner and release connections; safe to call twice."""
         await self.effects.stop()
@@ -43,9 +52,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     sessions = make_sessionmaker(engine)
     clock = clock or SystemClock()
     metrics = Metrics()
-    slack = make_slack_client(
-        token=settings.secret("SLACK_BOT_TOKEN"), base_url=settings.SLACK_API_URL
-    )
+    # Commands that never call Slack (db upgrade, postmortem) run without a token.
+    token = settings.SLACK_BOT_TOKEN.get_secret_value() if settings.SLACK_BOT_TOKEN else None
+    slack = make_slack_client(token=token, base_url=settings.SLACK_API_URL)
     return Services(
         settings=settings,
         engine=engine,

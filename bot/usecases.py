@@ -95,8 +95,15 @@ def _state(incident: Incident, commander: str | None) -> IncidentState:
     )
 
 
+def _when(services: Services, at: datetime) -> str:
+    """`10:25 AM PST`, with the date when it was not today (a note backdated to yesterday)."""
+    tz = services.settings.timezone
+    today = services.clock.now().astimezone(tz).date()
+    return format_time(at, tz, with_date=at.astimezone(tz).date() != today)
+
+
 def _stamp(services: Services, event: TimelineEvent) -> str:
-    when = format_time(event.occurred_at, services.settings.timezone)
+    when = _when(services, event.occurred_at)
     by = f" — <@{event.author}>" if event.author else ""
     return f"`{when}` {blocks.escape_mrkdwn(event.text)}{by}"
 
@@ -295,10 +302,18 @@ async def _change(
             )
         for event in events:
             await _post(session, services, incident, _stamp(services, event))
-        if new.status is Status.RESOLVED:
+        # Only the change that resolves or reopens is news; a later edit to a resolved
+        # incident (its start time, a role) must not post or announce the resolution again.
+        resolved_now = any(e.kind is EntryKind.RESOLVED for e in events)
+        if resolved_now:
             await _post(session, services, incident, _resolution_summary(services, incident))
         await _sync_card(session, services, incident)
-        if incident.status is Status.RESOLVED or any(e.kind is EntryKind.REOPENED for e in events):
+        if resolved_now:
+            # The fire is out: the team gets its postmortem draft right away.
+            await enqueue(
+                session, kind=EffectKind.UPLOAD_POSTMORTEM, incident_id=incident_id, now=now
+            )
+        if resolved_now or any(e.kind is EntryKind.REOPENED for e in events):
             if not incident.private and services.settings.INCIDENTS_CHANNEL:
                 await enqueue(
                     session,
@@ -461,6 +476,7 @@ async def _add_entry(
     text: str,
     at: datetime | None = None,
     field: str | None = None,
+    value: str | None = None,
     announce: bool = False,
 ) -> tuple[Incident, TimelineEvent]:
     incident_id = await _find(services, number=number, channel_id=channel_id, actor=actor)
@@ -470,7 +486,8 @@ async def _add_entry(
         now = services.clock.now()
         when = at or now  # a note may predate the declaration: that is how people backfill
         if field is not None:
-            setattr(incident, field, text)
+            # The field holds the bare value; the entry's text may carry a label.
+            setattr(incident, field, value if value is not None else text)
             incident.version += 1
         event = TimelineEvent(kind, when, text, actor)
         repo.record(incident, [event], recorded_at=now)
@@ -507,8 +524,7 @@ async def add_note(
         text=text,
         at=at,
     )
-    shown = format_time(event.occurred_at, services.settings.timezone)
-    return Reply(f"Noted on {incident.ref}'s timeline at {shown}.")
+    return Reply(f"Noted on {incident.ref}'s timeline at {_when(services, event.occurred_at)}.")
 
 
 SUMMARY_FIELDS = {"impact": "impact", "cause": "root_cause", "resolution": "resolution"}
@@ -534,8 +550,8 @@ async def set_summary(
         kind=EntryKind.SUMMARY,
         text=f"{label}: {text}",
         field=SUMMARY_FIELDS[which],
+        value=text,
     )
-    setattr(incident, SUMMARY_FIELDS[which], text)
     return Reply(f"{label} of {incident.ref} recorded.")
 
 
@@ -707,61 +723,19 @@ async def retract_pin(
             existing.retracted_by = by
 
 
-# -- the command dispatcher ---------------------------------------------------------------
-
-
-async def run_command(
+async def find_incident(
     services: Services,
-    command: grammar.Command,
     *,
-    actor: str,
+    number: int | None,
     channel_id: str | None,
-    response_url: str | None = None,
-) -> Reply:
-    """Route a parsed `/incident` command to its use case."""
-    where: dict[str, Any] = {"number": command.incident, "channel_id": channel_id, "actor": actor}
-    match command:
-        case grammar.Declare(title=str() as title):
-            return await declare(
-                services,
-                actor=actor,
-                title=title,
-                severity=command.severity,
-                response_url=response_url,
-            )
-        case grammar.List():
-            return await list_open(services, actor=actor)
-        case grammar.StatusCmd():
-            return await change_status(
-                services, **where, status=command.status, at=command.at, text=command.text
-            )
-        case grammar.Resolve():
-            return await resolve(services, **where, at=command.at, text=command.text)
-        case grammar.Sev():
-            return await change_severity(services, **where, severity=command.severity)
-        case grammar.Role():
-            return await assign_role(services, **where, role=command.role, user=command.user)
-        case grammar.Note():
-            return await add_note(services, **where, text=command.text, at=command.at)
-        case grammar.Started():
-            return await set_started(services, **where, at=command.at)
-        case grammar.Impact():
-            return await set_summary(services, **where, which="impact", text=command.text)
-        case grammar.Cause():
-            return await set_summary(services, **where, which="cause", text=command.text)
-        case grammar.Resolution():
-            return await set_summary(services, **where, which="resolution", text=command.text)
-        case grammar.Update():
-            return await post_update(services, **where, text=command.text)
-        case grammar.Timeline():
-            return await show_timeline(services, **where)
-    raise UserError(NOT_YET.get(type(command), "That command is not available yet."))
-
-
-NOT_YET: dict[type, str] = {
-    grammar.PageCmd: "`/incident page` arrives with playbook paging; it is not available yet.",
-    grammar.Measure: "`/incident measure` arrives with the postmortem draft; not available yet.",
-    grammar.Task: "`/incident task` arrives with the postmortem draft; not available yet.",
-    grammar.Tasks: "`/incident tasks` arrives with the postmortem draft; not available yet.",
-    grammar.Postmortem: "`/incident postmortem` is not available yet.",
-}
+    actor: str,
+    incident_id: int | None = None,
+) -> int:
+    """The incident a request is about, if the actor may see it (by number, channel or id)."""
+    if incident_id is None:
+        return await _find(services, number=number, channel_id=channel_id, actor=actor)
+    async with services.sessions() as session:
+        incident = await IncidentRepo(session).by_id(incident_id)
+    if incident is None:
+        raise UserError("That incident no longer exists.")
+    return await _find(services, number=incident.number, channel_id=channel_id, actor=actor)

@@ -10,7 +10,9 @@ from aiohttp import web
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
+from bot import postmortems
 from bot.config import Settings
+from bot.core.grammar import parse_incident_ref
 from bot.db.engine import ping
 from bot.db.migrate import check_schema
 from bot.errors import ConfigError
@@ -58,7 +60,35 @@ async def verify_slack_token(identity: SlackIdentity) -> None:
         log.warning("Slack is unreachable at start-up (%s); will retry on the first request", exc)
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _drain(services: Services, runner: web.AppRunner | None) -> None:
+    """Finish in-flight requests and the work after their acks, then close."""
+    if runner is not None:
+        await runner.cleanup()
+    try:
+        await services.inflight.wait(10)
+    except TimeoutError:
+        log.warning("%d background tasks still running at shutdown", len(services.inflight))
+    await services.aclose()
+
+
+async def _start_http(services: Services, app: web.Application) -> web.AppRunner:
+    settings = services.settings
+    runner = web.AppRunner(app, shutdown_timeout=10, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, settings.HOST, settings.PORT).start()
+    log.info("serving on http://%s:%s", settings.HOST, settings.PORT)
+    return runner
+
+
+async def serve(settings: Settings) -> None:
     """Run the HTTP server until SIGTERM or SIGINT, then drain and close."""
     settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
     services = build_services(settings)
@@ -67,32 +97,17 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await check_database(services)
         app, identity = build_web(services)
         await verify_slack_token(identity)
-        runner = web.AppRunner(app, shutdown_timeout=10, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, settings.HOST, settings.PORT).start()
+        runner = await _start_http(services, app)
         services.effects.start()
-        log.info("serving on http://%s:%s", settings.HOST, settings.PORT)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        if ready is not None:
-            ready.set()
-        await stop.wait()
+        await _until_signal()
         log.info("shutting down: finishing in-flight requests")
     finally:
-        if runner is not None:
-            await runner.cleanup()
-        try:
-            await services.inflight.wait(10)
-        except TimeoutError:
-            log.warning("%d background tasks still running at shutdown", len(services.inflight))
-        await services.aclose()
+        await _drain(services, runner)
     log.info("stopped")
 
 
 async def socket_mode(settings: Settings) -> None:
-    """Socket Mode: the same listeners over a WebSocket, plus /healthz and /metrics on PORT."""
+    """Socket Mode: the listeners over a WebSocket; /healthz and /metrics still on PORT."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     settings.require("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
@@ -100,13 +115,57 @@ async def socket_mode(settings: Settings) -> None:
         # Socket Mode requests are not signed; Bolt still wants a value.
         settings = settings.model_copy(update={"SLACK_SIGNING_SECRET": _unused_secret()})
     services = build_services(settings)
+    runner: web.AppRunner | None = None
     try:
         await check_database(services)
         app, identity = build_web(services)
         await verify_slack_token(identity)
+        runner = await _start_http(services, app)
         handler = AsyncSocketModeHandler(app[BOLT], settings.secret("SLACK_APP_TOKEN"))
+        await handler.connect_async()  # type: ignore[no-untyped-call]
         services.effects.start()
-        await handler.start_async()  # type: ignore[no-untyped-call]
+        await _until_signal()
+        await handler.close_async()  # type: ignore[no-untyped-call]
+    finally:
+        await _drain(services, runner)
+    log.info("stopped")
+
+
+async def worker(settings: Settings) -> None:
+    """The background work alone: Slack calls owed by committed changes, until SIGTERM.
+
+    Every `serve` process runs the same loop; rows are claimed before they run, so any number
+    of processes can share a database without doing a call twice.
+    """
+    settings.require("SLACK_BOT_TOKEN")
+    services = build_services(settings)
+    try:
+        await check_database(services)
+        services.effects.register(SlackEffects(services).executors())
+        services.effects.start()
+        log.info("worker running")
+        await _until_signal()
+    finally:
+        await _drain(services, None)
+    log.info("stopped")
+
+
+async def write_postmortem(settings: Settings, ref: str) -> str:
+    """The Markdown `/incident postmortem` uploads; names are refreshed when Slack is set up."""
+    number = parse_incident_ref(ref)
+    services = build_services(settings)
+    try:
+        await check_database(services)
+        incident_id = await postmortems.incident_id_of(services, number)
+        refresh = settings.SLACK_BOT_TOKEN is not None
+        try:
+            document = await postmortems.draft(
+                services, incident_id=incident_id, refresh_names=refresh
+            )
+        except (SlackApiError, OSError) as exc:
+            log.warning("names not refreshed from Slack (%s); using those last seen", exc)
+            document = await postmortems.draft(services, incident_id=incident_id)
+        return document.markdown
     finally:
         await services.aclose()
 

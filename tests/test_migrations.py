@@ -32,6 +32,7 @@ TABLES = {
     "follow_up",
     "processed_event",
     "side_effect",
+    "person",
 }
 
 

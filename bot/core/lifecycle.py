@@ -127,10 +127,13 @@ class Action(StrEnum):
     REOPEN = "reopen"
     STARTED = "started"
     ROLE = "role"
+    HANDOVER = "handover"  # giving the commander role away
 
 
 # Actions only the commander or an incident admin may take.
-PRIVILEGED_ACTIONS: frozenset[Action] = frozenset({Action.SEVERITY, Action.RESOLVE, Action.REOPEN})
+PRIVILEGED_ACTIONS: frozenset[Action] = frozenset(
+    {Action.SEVERITY, Action.RESOLVE, Action.REOPEN, Action.HANDOVER}
+)
 
 _ACTION_PHRASES: Mapping[Action, str] = MappingProxyType(
     {
@@ -140,6 +143,7 @@ _ACTION_PHRASES: Mapping[Action, str] = MappingProxyType(
         Action.REOPEN: "reopen",
         Action.STARTED: "set when impact started for",
         Action.ROLE: "assign roles in",
+        Action.HANDOVER: "hand over the command of",
     }
 )
 
@@ -169,6 +173,8 @@ def action_of(change: Change, state: IncidentState) -> Action:
             return Action.SEVERITY
         case SetStarted():
             return Action.STARTED
+        case AssignRole() if change.role.lower() == COMMANDER_ROLE:
+            return Action.HANDOVER
         case AssignRole():
             return Action.ROLE
 

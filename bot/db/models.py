@@ -155,3 +155,13 @@ class SideEffect(SQLModel, table=True):
     done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True, index=True))
     failed: bool = False
     last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class Person(SQLModel, table=True):
+    """A Slack user's display name as last seen, so documents read the same offline."""
+
+    __tablename__ = "person"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    updated_at: datetime = Field(sa_column=_when(nullable=False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -12,7 +12,15 @@ from sqlmodel import col, select
 
 from bot.core.enums import EntrySource, Status
 from bot.core.lifecycle import COMMANDER_ROLE, TimelineEvent
-from bot.db.models import Incident, ProcessedEvent, RoleAssignment, TimelineEntry
+from bot.db.models import (
+    FollowUp,
+    Incident,
+    Page,
+    Person,
+    ProcessedEvent,
+    RoleAssignment,
+    TimelineEntry,
+)
 
 
 class IncidentRepo:
@@ -163,3 +171,57 @@ class IncidentRepo:
 def _id(incident: Incident) -> int:
     assert incident.id is not None, "incident must be flushed before recording its timeline"
     return incident.id
+
+
+class FollowUpRepo:
+    """Measures and tasks of an incident."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def of_incident(self, incident_id: int) -> list[FollowUp]:
+        query = (
+            select(FollowUp)
+            .where(FollowUp.incident_id == incident_id, col(FollowUp.removed_at).is_(None))
+            .order_by(col(FollowUp.id))
+        )
+        return list((await self.session.execute(query)).scalars().all())
+
+    async def by_id(self, follow_up_id: int, *, for_update: bool = False) -> FollowUp | None:
+        query = select(FollowUp).where(FollowUp.id == follow_up_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalars().first()
+
+
+class PeopleRepo:
+    """Display names of Slack users as last seen."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+        rows = await self.session.execute(select(Person).where(col(Person.user_id).in_(wanted)))
+        return {row.user_id: row.name for row in rows.scalars()}
+
+    async def remember(self, user_id: str, name: str, *, at: datetime) -> None:
+        person = await self.session.get(Person, user_id)
+        if person is None:
+            self.session.add(Person(user_id=user_id, name=name, updated_at=at))
+        elif person.name != name:
+            person.name = name
+            person.updated_at = at
+
+
+class PageRepo:
+    """Pages sent for an incident."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def of_incident(self, incident_id: int) -> list[Page]:
+        query = select(Page).where(Page.incident_id == incident_id).order_by(col(Page.id))
+        return list((await self.session.execute(query)).scalars().all())

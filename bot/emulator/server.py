@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import BodyPartReader, web
@@ -81,10 +81,16 @@ class SlackEmulator:
     """A fake Slack workspace and Web API server (aiohttp) for tests and demos."""
 
     def __init__(
-        self, bot_token: str = "xoxb-test-token", team_id: str = "T0001", latency: float = 0.0
+        self,
+        bot_token: str = "xoxb-test-token",
+        team_id: str = "T0001",
+        latency: float = 0.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.bot_token = bot_token
         self.state = Workspace(team_id=team_id)
+        if clock is not None:
+            self.state.ids.clock = clock
         self.calls: list[RecordedCall] = []
         self._latency = _Latency(default=latency)
         self._failures: dict[str, list[_Failure]] = {}

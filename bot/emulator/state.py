@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -336,9 +337,10 @@ class ScheduledMessage:
 class IdFactory:
     """Slack-looking ids (`U…`, `C…`) and ever-increasing `ts` strings."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._counter = itertools.count(1)
         self._last_ts_us = 0
+        self.clock = clock  # seconds since the epoch; a demo or test may run it on its own time
 
     def new_id(self, prefix: str) -> str:
         """A fresh id such as `C00000007`."""
@@ -346,7 +348,7 @@ class IdFactory:
 
     def new_ts(self) -> str:
         """A unique message ts, like Slack's `seconds.microseconds`, always increasing."""
-        now_us = int(time.time() * 1_000_000)
+        now_us = int(self.clock() * 1_000_000)
         self._last_ts_us = max(now_us, self._last_ts_us + 1)
         seconds, micros = divmod(self._last_ts_us, 1_000_000)
         return f"{seconds}.{micros:06d}"

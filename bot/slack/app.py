@@ -64,6 +64,8 @@ def build_bolt_app(
     app.command(CommandName.INCIDENT)(commands.incident_command)
     app.action(ActionId.STATUS_SELECT)(interactions.card_menu_selected)
     app.action(ActionId.SEVERITY_SELECT)(interactions.card_menu_selected)
+    app.action(ActionId.COMPLETE_TASK)(interactions.task_button)
+    app.action(ActionId.REMOVE_TASK)(interactions.task_button)
     app.shortcut(CallbackId.DECLARE_SHORTCUT)(interactions.declare_shortcut)
     app.view(CallbackId.DECLARE_MODAL)(interactions.declare_submitted)
     app.event("reaction_added")(events.reaction_added)

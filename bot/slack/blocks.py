@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -105,6 +105,17 @@ class ListedIncident:
     channel_id: str | None
     declared_at: datetime
     commander: str | None
+
+
+@dataclass(frozen=True)
+class TaskLine:
+    """A follow-up task as listed by `/incident tasks`."""
+
+    id: int
+    text: str
+    owner: str | None
+    due: date | None
+    done: bool
 
 
 @dataclass(frozen=True)
@@ -700,3 +711,49 @@ def page_blocks(
         }
     )
     return blocks
+
+
+def task_list_blocks(ref: str, tasks: Sequence[TaskLine]) -> list[Block]:
+    """Tasks with Complete and Remove buttons (value = task id); at most 50 blocks."""
+    out: list[Block] = [_header(f"Tasks of {ref}")]
+    if not tasks:
+        out.append(_section("_No tasks yet — `/incident task text [@owner] [due YYYY-MM-DD]`_"))
+        return out
+    room = MAX_MESSAGE_BLOCKS - 2
+    for task in tasks[:room]:
+        details = []
+        if task.owner:
+            details.append(f"owner {_mention(task.owner)}")
+        if task.due:
+            details.append(f"due {task.due.isoformat()}")
+        text = escape_truncated(_one_line(task.text), 2500)
+        line = f"~{text}~ (done)" if task.done else f"*{text}*"
+        if details:
+            line += " — " + ", ".join(details)
+        section = _section(line)
+        buttons = []
+        if not task.done:
+            buttons.append(
+                {
+                    "type": "button",
+                    "action_id": ActionId.COMPLETE_TASK.value,
+                    "text": _plain("Complete", MAX_OPTION_TEXT),
+                    "value": str(task.id),
+                }
+            )
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": ActionId.REMOVE_TASK.value,
+                "text": _plain("Remove", MAX_OPTION_TEXT),
+                "value": str(task.id),
+            }
+        )
+        out.append(section)
+        out.append({"type": "actions", "block_id": f"task:{task.id}", "elements": buttons})
+        if len(out) >= room:
+            break
+    shown = (len(out) - 1) // 2
+    if shown < len(tasks):
+        out.append(_context(f"… and {_count(len(tasks) - shown, 'more task', 'more tasks')}."))
+    return out

@@ -12,7 +12,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 
-def make_slack_client(*, token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
+def make_slack_client(*, token: str | None, base_url: str, timeout: int = 10) -> AsyncWebClient:
     """An AsyncWebClient that honours 429 Retry-After and retries 5xx and dropped connections."""
     retry_handlers: list[Any] = [
         AsyncConnectionErrorRetryHandler(max_retry_count=3),

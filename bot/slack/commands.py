@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import usecases
+from bot import dispatch
 from bot.core import grammar
 from bot.errors import UserError
 from bot.services import Services
@@ -50,7 +50,7 @@ async def run(
         view = blocks.declare_modal(severity=parsed.severity)
         await client.views_open(trigger_id=command["trigger_id"], view=view)
         return
-    reply = await usecases.run_command(
+    reply = await dispatch.run_command(
         services,
         parsed,
         actor=command["user_id"],

@@ -14,6 +14,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot import postmortems
 from bot.core.channel_name import channel_name
 from bot.core.clock import humanize_duration
 from bot.core.enums import Status
@@ -46,6 +47,7 @@ class SlackEffects:
             EffectKind.ANNOUNCE: self.announce,
             EffectKind.POST: self.post,
             EffectKind.CAPTURE_PIN: self.capture_pin,
+            EffectKind.UPLOAD_POSTMORTEM: self.upload_postmortem,
         }
 
     # -- helpers --------------------------------------------------------------------------
@@ -236,3 +238,16 @@ class SlackEffects:
                 entry.text = str(message.get("text") or "(message not found)")
             entry.author = entry.author or message.get("user")
             entry.permalink = entry.permalink or permalink
+
+    async def upload_postmortem(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        incident, channel = await self._channel(effect)
+        document = await postmortems.draft(
+            self.services, incident_id=incident.id or 0, refresh_names=True
+        )
+        await self.client.files_upload_v2(
+            channel=channel,
+            content=document.markdown,
+            filename=document.filename,
+            title=f"{incident.ref} postmortem draft",
+            initial_comment=postmortems.summary(document, tz=self.services.settings.timezone),
+        )

@@ -16,6 +16,8 @@ class ActionId(StrEnum):
     SEVERITY_SELECT = "incident-severity-select"
     ACKNOWLEDGE_PAGE = "page-acknowledge"
     ESCALATE_PAGE = "page-escalate"
+    COMPLETE_TASK = "task-complete"
+    REMOVE_TASK = "task-remove"
 
 
 class CallbackId(StrEnum):

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import usecases
+from bot import followups, usecases
 from bot.core.enums import Severity, Status
 from bot.core.grammar import parse_incident_ref
 from bot.errors import UserError
@@ -41,19 +41,22 @@ async def card_menu_selected(
 ) -> None:
     """The status or severity menu on the summary card."""
     await ack()
-    where = {
-        "number": _card_incident(action),
-        "channel_id": body.get("channel", {}).get("id"),
-        "actor": body["user"]["id"],
-    }
-    value = action["selected_option"]["value"]
-    if action["action_id"] == ActionId.STATUS_SELECT:
-        work = usecases.change_status(services, **where, status=Status(value), at=None, text=None)
-    else:
-        work = usecases.change_severity(services, **where, severity=Severity(value))
 
+    # Parsing happens after the ack too: a listener that raises after acking loses the ack.
     async def run() -> None:
-        await _answer(respond, await work)
+        where = {
+            "number": _card_incident(action),
+            "channel_id": body.get("channel", {}).get("id"),
+            "actor": body["user"]["id"],
+        }
+        value = action["selected_option"]["value"]
+        if action["action_id"] == ActionId.STATUS_SELECT:
+            reply = await usecases.change_status(
+                services, **where, status=Status(value), at=None, text=None
+            )
+        else:
+            reply = await usecases.change_severity(services, **where, severity=Severity(value))
+        await _answer(respond, reply)
 
     after_ack(services, run(), body=body, respond=respond, client=client)
 
@@ -108,3 +111,29 @@ async def declare_submitted(
         origin=origin,
     )
     after_ack(services, work, body=body, respond=None, client=client)
+
+
+async def task_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    services: Services,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+) -> None:
+    """Complete or Remove on a task listed by `/incident tasks`."""
+    await ack()
+
+    async def run() -> None:
+        if not str(action.get("value", "")).isdigit():
+            raise UserError("That button does not name a task.")
+        reply = await followups.finish_task(
+            services,
+            task_id=int(action["value"]),
+            actor=body["user"]["id"],
+            channel_id=body.get("channel", {}).get("id"),
+            remove=action["action_id"] == ActionId.REMOVE_TASK,
+        )
+        await _answer(respond, reply)
+
+    after_ack(services, run(), body=body, respond=respond, client=client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -10,8 +11,9 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot import postmortems
 from bot.db.engine import ping
-from bot.errors import DatabaseUnavailable
+from bot.errors import DatabaseUnavailable, UserError
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ def create_web_app(*, services: Services, bolt: AsyncApp) -> web.Application:
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get(r"/incidents/{number:\d{1,9}}/postmortem.md", postmortem)
     return app
 
 
@@ -79,4 +82,29 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 async def metrics(request: web.Request) -> web.StreamResponse:
     return web.Response(
         text=request.app[SERVICES].metrics.render(), content_type="text/plain", charset="utf-8"
+    )
+
+
+async def postmortem(request: web.Request) -> web.StreamResponse:
+    """The Markdown draft, for holders of POSTMORTEM_TOKEN; nobody else learns anything."""
+    services = request.app[SERVICES]
+    expected = services.settings.POSTMORTEM_TOKEN
+    given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix(
+        "Bearer "
+    )
+    if expected is None or not hmac.compare_digest(
+        given.encode(), expected.get_secret_value().encode()
+    ):
+        # The same answer whether the incident exists or not, private or not.
+        return web.json_response({"error": "a valid POSTMORTEM_TOKEN is required"}, status=401)
+    try:
+        incident_id = await postmortems.incident_id_of(services, int(request.match_info["number"]))
+    except UserError as exc:
+        return web.json_response({"error": exc.message}, status=404)
+    document = await postmortems.draft(services, incident_id=incident_id)
+    return web.Response(
+        text=document.markdown,
+        content_type="text/markdown",
+        charset="utf-8",
+        headers={"Content-Disposition": f'inline; filename="{document.filename}"'},
     )

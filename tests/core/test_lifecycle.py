@@ -369,6 +369,7 @@ CASES: list[tuple[Change, IncidentState, Action]] = [
     (ChangeSeverity(to=Severity.SEV1, at=LATER, actor="U1"), state(), Action.SEVERITY),
     (SetStarted(at=DECLARED, actor="U1"), state(), Action.STARTED),
     (AssignRole(role="scribe", user_id="U2", at=LATER, actor="U1"), state(), Action.ROLE),
+    (AssignRole(role="commander", user_id="U2", at=LATER, actor="U1"), state(), Action.HANDOVER),
 ]
 
 
@@ -378,8 +379,17 @@ def test_action_and_privilege(change: Change, current: IncidentState, action: Ac
     assert needs_privilege(change, current) is (action in PRIVILEGED_ACTIONS)
 
 
-def test_privileged_actions_are_severity_resolve_reopen() -> None:
-    assert PRIVILEGED_ACTIONS == {Action.SEVERITY, Action.RESOLVE, Action.REOPEN}
+def test_privileged_actions_are_severity_resolve_reopen_and_handover() -> None:
+    assert PRIVILEGED_ACTIONS == {Action.SEVERITY, Action.RESOLVE, Action.REOPEN, Action.HANDOVER}
+
+
+def test_only_the_commander_hands_over_the_command() -> None:
+    current = state(commander="U1")
+    grab = AssignRole(role="commander", user_id="U3", at=LATER, actor="U3")
+    give = AssignRole(role="commander", user_id="U3", at=LATER, actor="U1")
+    assert not may_apply(grab, current, actor_is_admin=False)
+    assert may_apply(grab, current, actor_is_admin=True)
+    assert may_apply(give, current, actor_is_admin=False)
 
 
 def test_may_apply() -> None:

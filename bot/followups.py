@@ -1,0 +1,121 @@
+"""Follow-ups: corrective measures and specific tasks, the last two sections of a postmortem."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from bot.core import grammar
+from bot.core.enums import FollowUpKind
+from bot.db.models import FollowUp
+from bot.db.repo import FollowUpRepo, IncidentRepo
+from bot.errors import UserError
+from bot.services import Services
+from bot.slack import blocks
+from bot.usecases import Reply, find_incident, transaction
+
+
+async def add_measure(
+    services: Services, *, number: int | None, channel_id: str | None, actor: str, text: str
+) -> Reply:
+    """A corrective or preventative measure."""
+    incident_id = await find_incident(services, number=number, channel_id=channel_id, actor=actor)
+    async with transaction(services) as session:
+        incident = await IncidentRepo(session).by_id(incident_id)
+        assert incident is not None
+        session.add(
+            FollowUp(
+                incident_id=incident_id,
+                kind=FollowUpKind.MEASURE,
+                text=text,
+                created_by=actor,
+                created_at=services.clock.now(),
+            )
+        )
+    return Reply(f"Measure added to {incident.ref}'s postmortem.")
+
+
+async def add_task(
+    services: Services,
+    *,
+    number: int | None,
+    channel_id: str | None,
+    actor: str,
+    text: str,
+    owner: grammar.UserRef | None,
+    due: date | None,
+) -> Reply:
+    """A specific follow-up task, with an owner and a due date when given."""
+    owner_id = await services.directory.resolve(owner) if owner is not None else None
+    today = services.clock.now().astimezone(services.settings.timezone).date()
+    if due is not None and due < today:
+        raise UserError(
+            f"The due date {due.isoformat()} has passed: give today or a later date "
+            f"(`{grammar.USAGE['task']}`)."
+        )
+    incident_id = await find_incident(services, number=number, channel_id=channel_id, actor=actor)
+    async with transaction(services) as session:
+        incident = await IncidentRepo(session).by_id(incident_id)
+        assert incident is not None
+        session.add(
+            FollowUp(
+                incident_id=incident_id,
+                kind=FollowUpKind.TASK,
+                text=text,
+                owner=owner_id,
+                due=due,
+                created_by=actor,
+                created_at=services.clock.now(),
+            )
+        )
+    who = f", owner <@{owner_id}>" if owner_id else ""
+    when = f", due {due.isoformat()}" if due else ""
+    return Reply(f"Task added to {incident.ref}{who}{when}.")
+
+
+async def list_tasks(
+    services: Services, *, number: int | None, channel_id: str | None, actor: str
+) -> Reply:
+    """The tasks with buttons to complete or remove them."""
+    incident_id = await find_incident(services, number=number, channel_id=channel_id, actor=actor)
+    async with services.sessions() as session:
+        incident = await IncidentRepo(session).by_id(incident_id)
+        items = await FollowUpRepo(session).of_incident(incident_id)
+    assert incident is not None
+    tasks = [
+        blocks.TaskLine(
+            id=item.id or 0,
+            text=item.text,
+            owner=item.owner,
+            due=item.due,
+            done=item.done_at is not None,
+        )
+        for item in items
+        if item.kind is FollowUpKind.TASK
+    ]
+    text = f"{incident.ref} has {len(tasks)} task(s)." if tasks else f"{incident.ref} has no tasks."
+    return Reply(text, blocks.task_list_blocks(incident.ref, tasks))
+
+
+async def finish_task(
+    services: Services, *, task_id: int, actor: str, channel_id: str | None, remove: bool
+) -> Reply:
+    """Complete a task (or remove it); a completed task no longer reminds its owner."""
+    async with services.sessions() as session:
+        found = await FollowUpRepo(session).by_id(task_id)
+    if found is None or found.removed_at is not None or found.kind is not FollowUpKind.TASK:
+        raise UserError("That task no longer exists.")
+    await find_incident(
+        services, number=None, channel_id=channel_id, actor=actor, incident_id=found.incident_id
+    )
+    async with transaction(services) as session:
+        task = await FollowUpRepo(session).by_id(task_id, for_update=True)
+        assert task is not None
+        now = services.clock.now()
+        if remove:
+            task.removed_at = now
+        elif task.done_at is not None:
+            raise UserError("That task is already done.")
+        else:
+            task.done_at = now
+    verb = "removed" if remove else "done"
+    return Reply(f"Task {verb}: {blocks.escape_mrkdwn(task.text)}")
