@@ -617,3 +617,19 @@ async def test_every_slack_retry_of_a_pin_is_acked_and_ignored(
     assert reply.status == 200
     await bot.settle()
     assert len([e for e in await entries(bot, inc.id) if e.slack_ts == ts]) == 1
+
+
+async def test_the_first_request_is_acked_at_once_even_when_slack_is_slow_from_the_start(
+    bot: BotHarness,
+) -> None:
+    """The bot's identity (auth.test) is not yet known: the ack still does not wait for Slack."""
+    alice = bot.emulator.add_user("alice")
+    bot.emulator.set_latency(2)
+    reply = await bot.command("declare sev2 Slow from the start", user=alice)
+    assert reply.status == 200
+    assert reply.elapsed < ACK_LIMIT
+    assert (await incident(bot)).title == "Slow from the start"
+    bot.emulator.set_latency(0)
+    await bot.settle()
+    assert len(bot.emulator.calls_to("conversations.create")) == 1
+    assert_all_calls_valid(bot.emulator.calls)

@@ -29,8 +29,10 @@ from bot.core.clock import format_time, humanize_duration
 from bot.core.enums import EntryKind, Severity, Status
 from bot.core.lifecycle import order_timeline, severity_label, status_label
 
+# Noise for a reader: people coming and going, and the summary fields (impact, cause,
+# resolution), which have sections of their own.
 LEFT_OUT_KINDS: frozenset[EntryKind] = frozenset(
-    {EntryKind.JOINED, EntryKind.LEFT, EntryKind.FOLLOW_UP}
+    {EntryKind.JOINED, EntryKind.LEFT, EntryKind.FOLLOW_UP, EntryKind.SUMMARY}
 )
 MERMAID_EVENT_LIMIT = 50
 MERMAID_TEXT_LIMIT = 80

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -9,10 +10,12 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.slack import commands, events, interactions
+from bot.slack.client import make_slack_client
 from bot.slack.errors import show_error
 from bot.slack.ids import ActionId, CallbackId, CommandName
 
@@ -25,6 +28,18 @@ class SlackIdentity:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
         self.result: AuthorizeResult | None = None
+        self._loading: asyncio.Task[None] | None = None
+
+    def load_soon(self, services: Services) -> None:
+        """Fetch the identity in the background, once at a time."""
+        if self._loading is None or self._loading.done():
+            self._loading = services.inflight.spawn(self._load_quietly(), name="auth.test")
+
+    async def _load_quietly(self) -> None:
+        try:
+            await self.load()
+        except (SlackApiError, OSError, TimeoutError) as exc:
+            log.warning("auth.test failed (%s); will try again on the next request", exc)
 
     async def load(self) -> AuthorizeResult:
         """Call auth.test once; SlackApiError (invalid_auth …) propagates to the caller."""
@@ -41,11 +56,17 @@ def build_bolt_app(
 ) -> AsyncApp:
     """The Bolt app with every listener registered and the services injected as `services`."""
 
-    async def authorize() -> AuthorizeResult:
-        return await identity.load()
+    async def authorize(team_id: str | None) -> AuthorizeResult:
+        if identity.result is not None:
+            return identity.result
+        # The ack must not wait on a slow Slack: go on with the token while auth.test runs.
+        identity.load_soon(services)
+        return AuthorizeResult(enterprise_id=None, team_id=team_id, bot_token=client.token)
 
     app = AsyncApp(
-        client=client,
+        # Bolt gives each request a client with the token from `authorize`; its own copy
+        # carries the base URL and retry handlers, and no token of its own.
+        client=make_slack_client(token=None, base_url=client.base_url),
         signing_secret=signing_secret,
         authorize=authorize,
         process_before_response=False,
