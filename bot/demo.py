@@ -57,6 +57,13 @@ CAUSE = (
     "A surge in traffic combined with inefficient caching mechanisms led to database overload "
     "and subsequent application slowdowns."
 )
+CAUSE_DETAIL = (
+    "The root cause of the issue was a combination of unexpectedly high traffic and inefficient "
+    "caching. A popular product launch generated a significant surge in website visitors, "
+    "overwhelming the database. The existing caching mechanism was not designed to handle such "
+    "a sudden increase in load, resulting in frequent cache misses and increased database "
+    "queries."
+)
 RESOLUTION = (
     "To resolve the issue, we implemented temporary caching measures. This involved increasing "
     "cache expiration times for frequently accessed data and introducing additional cache layers "
@@ -134,7 +141,8 @@ SCENARIO: list[Step] = [
     Step("11:46", "alice", "command", "note at 11:45 System performance returns to normal levels."),
     Step("11:47", "alice", "command", "resolve at 11:45"),
     Step("11:50", "alice", "command", f"impact {IMPACT}"),
-    Step("11:51", "bob", "command", f"cause {CAUSE}"),
+    # A blank line (shift+enter in Slack) separates the summary from the detailed account.
+    Step("11:51", "bob", "command", f"cause {CAUSE}\n\n{CAUSE_DETAIL}"),
     Step("11:52", "bob", "command", f"resolution {RESOLUTION}"),
     *(Step("11:55", "alice", "command", f"measure {m}") for m in MEASURES),
     *(Step("11:58", "alice", "command", f"task {t}") for t in TASKS),
@@ -153,6 +161,7 @@ class Transcript:
     def __init__(self, out: TextIO, names: dict[str, str]) -> None:
         self.out = out
         self.names = names
+        self.channels: dict[str, str] = {}  # id -> "#name", filled as channels appear
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -166,6 +175,8 @@ class Transcript:
     def _names(self, text: str) -> str:
         for user_id, name in self.names.items():
             text = text.replace(f"<@{user_id}>", f"@{name}").replace(user_id, f"@{name}")
+        for channel_id, name in self.channels.items():
+            text = text.replace(f"<#{channel_id}>", name)
         return " ".join(text.split())
 
 
@@ -328,6 +339,7 @@ class Player:
 
     def _narrate(self, seen_calls: int, seen_responses: int) -> None:
         names = {c.id: f"#{c.name}" for c in self.emulator.state.channels.values()}
+        self.transcript.channels = names
         for call in self.emulator.calls[seen_calls:]:
             line = _describe_call(call.method, call.args, names)
             if line:
