@@ -20,7 +20,9 @@ async def run_command(
     response_url: str | None = None,
 ) -> Reply:
     """Route a parsed `/incident` command to its use case."""
-    where: dict[str, Any] = {"number": command.incident, "channel_id": channel_id, "actor": actor}
+    where: dict[str, Any] = {
+        "asked": usecases.Asked(actor=actor, number=command.incident, channel_id=channel_id)
+    }
     match command:
         case grammar.Declare(title=str() as title):
             return await usecases.declare(

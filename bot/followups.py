@@ -11,14 +11,12 @@ from bot.db.repo import FollowUpRepo, IncidentRepo
 from bot.errors import UserError
 from bot.services import Services
 from bot.slack import blocks
-from bot.usecases import Reply, find_incident, transaction
+from bot.usecases import Asked, Reply, find_incident, transaction
 
 
-async def add_measure(
-    services: Services, *, number: int | None, channel_id: str | None, actor: str, text: str
-) -> Reply:
+async def add_measure(services: Services, *, asked: Asked, text: str) -> Reply:
     """A corrective or preventative measure."""
-    incident_id = await find_incident(services, number=number, channel_id=channel_id, actor=actor)
+    incident_id = await find_incident(services, asked=asked)
     async with transaction(services) as session:
         incident = await IncidentRepo(session).by_id(incident_id)
         assert incident is not None
@@ -27,7 +25,7 @@ async def add_measure(
                 incident_id=incident_id,
                 kind=FollowUpKind.MEASURE,
                 text=text,
-                created_by=actor,
+                created_by=asked.actor,
                 created_at=services.clock.now(),
             )
         )
@@ -37,9 +35,7 @@ async def add_measure(
 async def add_task(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     text: str,
     owner: grammar.UserRef | None,
     due: date | None,
@@ -52,7 +48,7 @@ async def add_task(
             f"The due date {due.isoformat()} has passed: give today or a later date "
             f"(`{grammar.USAGE['task']}`)."
         )
-    incident_id = await find_incident(services, number=number, channel_id=channel_id, actor=actor)
+    incident_id = await find_incident(services, asked=asked)
     async with transaction(services) as session:
         incident = await IncidentRepo(session).by_id(incident_id)
         assert incident is not None
@@ -63,7 +59,7 @@ async def add_task(
                 text=text,
                 owner=owner_id,
                 due=due,
-                created_by=actor,
+                created_by=asked.actor,
                 created_at=services.clock.now(),
             )
         )
@@ -72,11 +68,9 @@ async def add_task(
     return Reply(f"Task added to {incident.ref}{who}{when}.")
 
 
-async def list_tasks(
-    services: Services, *, number: int | None, channel_id: str | None, actor: str
-) -> Reply:
+async def list_tasks(services: Services, *, asked: Asked) -> Reply:
     """The tasks with buttons to complete or remove them."""
-    incident_id = await find_incident(services, number=number, channel_id=channel_id, actor=actor)
+    incident_id = await find_incident(services, asked=asked)
     async with services.sessions() as session:
         incident = await IncidentRepo(session).by_id(incident_id)
         items = await FollowUpRepo(session).of_incident(incident_id)
@@ -96,17 +90,18 @@ async def list_tasks(
     return Reply(text, blocks.task_list_blocks(incident.ref, tasks))
 
 
-async def finish_task(
-    services: Services, *, task_id: int, actor: str, channel_id: str | None, remove: bool
-) -> Reply:
+async def finish_task(services: Services, *, task_id: int, asked: Asked, remove: bool) -> Reply:
     """Complete a task (or remove it); a completed task no longer reminds its owner."""
     async with services.sessions() as session:
         found = await FollowUpRepo(session).by_id(task_id)
+    gone = UserError("That task no longer exists.")
     if found is None or found.removed_at is not None or found.kind is not FollowUpKind.TASK:
-        raise UserError("That task no longer exists.")
-    await find_incident(
-        services, number=None, channel_id=channel_id, actor=actor, incident_id=found.incident_id
-    )
+        raise gone
+    try:
+        await find_incident(services, asked=asked, incident_id=found.incident_id)
+    except UserError:
+        # A private incident's task is no task at all to an outsider: not even its incident.
+        raise gone from None
     async with transaction(services) as session:
         task = await FollowUpRepo(session).by_id(task_id, for_update=True)
         assert task is not None

@@ -15,7 +15,7 @@ from bot.db.repo import FollowUpRepo, IncidentRepo, PageRepo, PeopleRepo
 from bot.errors import UserError
 from bot.outbox import EffectKind, enqueue
 from bot.services import Services
-from bot.usecases import Reply, find_incident, transaction
+from bot.usecases import Asked, Reply, find_incident, transaction
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
@@ -139,11 +139,9 @@ def summary(document: Draft, *, tz: ZoneInfo) -> str:
     )
 
 
-async def request_upload(
-    services: Services, *, number: int | None, channel_id: str | None, actor: str
-) -> Reply:
+async def request_upload(services: Services, *, asked: Asked) -> Reply:
     """`/incident postmortem`: the draft is uploaded to the incident's channel."""
-    incident_id = await find_incident(services, number=number, channel_id=channel_id, actor=actor)
+    incident_id = await find_incident(services, asked=asked)
     async with transaction(services) as session:
         incident = await IncidentRepo(session).by_id(incident_id)
         assert incident is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -58,6 +58,15 @@ class Reply:
 
     text: str
     blocks: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Asked:
+    """Who asks, about which incident: named (INC-7), or the one whose channel they are in."""
+
+    actor: str
+    number: int | None = None
+    channel_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,27 +143,25 @@ async def _sync_card(session: AsyncSession, services: Services, incident: Incide
 # -- finding the incident a command is about ----------------------------------------------
 
 
-async def _find(
-    services: Services, *, number: int | None, channel_id: str | None, actor: str
-) -> int:
+async def _find(services: Services, *, asked: Asked) -> int:
     """The id of the incident named (or whose channel this is), if the actor may see it."""
     async with services.sessions() as session:
         repo = IncidentRepo(session)
-        if number is not None:
-            incident = await repo.by_number(number)
-            missing = f"There is no incident INC-{number}."
+        if asked.number is not None:
+            incident = await repo.by_number(asked.number)
+            missing = f"There is no incident INC-{asked.number}."
         else:
-            incident = await repo.by_channel(channel_id) if channel_id else None
+            incident = await repo.by_channel(asked.channel_id) if asked.channel_id else None
             missing = (
                 "This is not an incident channel: name the incident first, "
                 "e.g. `/incident INC-7 note …`, or see `/incident list`."
             )
     if incident is None or incident.id is None:
         raise UserError(missing)
-    if incident.private and incident.channel_id != channel_id:
+    if incident.private and incident.channel_id != asked.channel_id:
         # Outside a private incident's channel, it does not exist for non-members.
         member = incident.channel_id is not None and await services.directory.is_member(
-            incident.channel_id, actor
+            incident.channel_id, asked.actor
         )
         if not member:
             raise UserError(f"There is no incident INC-{incident.number}.")
@@ -267,20 +274,18 @@ async def _record_declaration(
 async def _change(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     make: Callable[[datetime], Change],
     admins: frozenset[str] = frozenset(),
 ) -> tuple[Incident, list[TimelineEvent]]:
-    incident_id = await _find(services, number=number, channel_id=channel_id, actor=actor)
+    incident_id = await _find(services, asked=asked)
     async with transaction(services) as session:
         repo = IncidentRepo(session)
         incident = await _locked(session, incident_id)
         now = services.clock.now()
         state = _state(incident, await repo.commander(incident_id))
         change = make(now)
-        if not may_apply(change, state, actor_is_admin=actor in admins):
+        if not may_apply(change, state, actor_is_admin=asked.actor in admins):
             raise privilege_error(change, state, ref=incident.ref)
         new, events = apply(state, change, ref=incident.ref, tz=services.settings.timezone)
         incident.status = new.status
@@ -291,7 +296,7 @@ async def _change(
         repo.record(incident, events, recorded_at=now)
         if isinstance(change, AssignRole):
             await repo.assign(
-                incident_id, role=change.role, user_id=change.user_id, by=actor, at=now
+                incident_id, role=change.role, user_id=change.user_id, by=asked.actor, at=now
             )
             await enqueue(
                 session,
@@ -328,9 +333,7 @@ async def _change(
 async def change_status(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     status: Status,
     at: datetime | None,
     text: str | None,
@@ -338,10 +341,8 @@ async def change_status(
     """Move the incident to another status (resolving and reopening included)."""
     incident, _ = await _change(
         services,
-        number=number,
-        channel_id=channel_id,
-        actor=actor,
-        make=lambda now: ChangeStatus(status, at or now, actor, text),
+        asked=asked,
+        make=lambda now: ChangeStatus(status, at or now, asked.actor, text),
     )
     if incident.status is Status.RESOLVED:
         return _resolved_reply(incident)
@@ -351,19 +352,15 @@ async def change_status(
 async def resolve(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     at: datetime | None,
     text: str | None,
 ) -> Reply:
     """Resolve at `at` or now; ask for the impact and cause still missing."""
     incident, _ = await _change(
         services,
-        number=number,
-        channel_id=channel_id,
-        actor=actor,
-        make=lambda now: Resolve(at or now, actor, text),
+        asked=asked,
+        make=lambda now: Resolve(at or now, asked.actor, text),
     )
     return _resolved_reply(incident)
 
@@ -405,32 +402,24 @@ def _resolved_reply(incident: Incident) -> Reply:
 async def change_severity(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     severity: Severity,
 ) -> Reply:
     """Raise or lower the severity (commander or incident admins)."""
     incident, _ = await _change(
         services,
-        number=number,
-        channel_id=channel_id,
-        actor=actor,
-        make=lambda now: ChangeSeverity(severity, now, actor),
+        asked=asked,
+        make=lambda now: ChangeSeverity(severity, now, asked.actor),
     )
     return Reply(f"{incident.ref} is now *{severity_label(incident.severity)}*.")
 
 
-async def set_started(
-    services: Services, *, number: int | None, channel_id: str | None, actor: str, at: datetime
-) -> Reply:
+async def set_started(services: Services, *, asked: Asked, at: datetime) -> Reply:
     """Record when impact began."""
     incident, _ = await _change(
         services,
-        number=number,
-        channel_id=channel_id,
-        actor=actor,
-        make=lambda now: SetStarted(at, actor),
+        asked=asked,
+        make=lambda now: SetStarted(at, asked.actor),
     )
     shown = format_time(at, services.settings.timezone, with_date=True)
     return Reply(f"Impact on {incident.ref} started at {shown}.")
@@ -439,9 +428,7 @@ async def set_started(
 async def assign_role(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     role: str,
     user: grammar.UserRef,
 ) -> Reply:
@@ -455,10 +442,8 @@ async def assign_role(
     user_id = await services.directory.resolve(user)
     incident, _ = await _change(
         services,
-        number=number,
-        channel_id=channel_id,
-        actor=actor,
-        make=lambda now: AssignRole(role, user_id, now, actor),
+        asked=asked,
+        make=lambda now: AssignRole(role, user_id, now, asked.actor),
     )
     return Reply(f"<@{user_id}> is now {role} of {incident.ref}.")
 
@@ -469,9 +454,7 @@ async def assign_role(
 async def _add_entry(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     kind: EntryKind,
     text: str,
     at: datetime | None = None,
@@ -479,7 +462,7 @@ async def _add_entry(
     value: str | None = None,
     announce: bool = False,
 ) -> tuple[Incident, TimelineEvent]:
-    incident_id = await _find(services, number=number, channel_id=channel_id, actor=actor)
+    incident_id = await _find(services, asked=asked)
     async with transaction(services) as session:
         repo = IncidentRepo(session)
         incident = await _locked(session, incident_id)
@@ -489,7 +472,7 @@ async def _add_entry(
             # The field holds the bare value; the entry's text may carry a label.
             setattr(incident, field, value if value is not None else text)
             incident.version += 1
-        event = TimelineEvent(kind, when, text, actor)
+        event = TimelineEvent(kind, when, text, asked.actor)
         repo.record(incident, [event], recorded_at=now)
         await _post(session, services, incident, _stamp(services, event))
         if announce and not incident.private and services.settings.INCIDENTS_CHANNEL:
@@ -498,7 +481,7 @@ async def _add_entry(
                 kind=EffectKind.ANNOUNCE,
                 incident_id=incident_id,
                 now=now,
-                payload={"event": "update", "text": text, "author": actor},
+                payload={"event": "update", "text": text, "author": asked.actor},
             )
         if field is not None:
             await _sync_card(session, services, incident)
@@ -508,18 +491,14 @@ async def _add_entry(
 async def add_note(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     text: str,
     at: datetime | None,
 ) -> Reply:
     """A timeline entry at the time it happened."""
     incident, event = await _add_entry(
         services,
-        number=number,
-        channel_id=channel_id,
-        actor=actor,
+        asked=asked,
         kind=EntryKind.NOTE,
         text=text,
         at=at,
@@ -534,9 +513,7 @@ SUMMARY_LABELS = {"impact": "Impact", "cause": "Root cause", "resolution": "Reso
 async def set_summary(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     which: str,
     text: str,
 ) -> Reply:
@@ -544,9 +521,7 @@ async def set_summary(
     label = SUMMARY_LABELS[which]
     incident, _ = await _add_entry(
         services,
-        number=number,
-        channel_id=channel_id,
-        actor=actor,
+        asked=asked,
         kind=EntryKind.SUMMARY,
         text=f"{label}: {text}",
         field=SUMMARY_FIELDS[which],
@@ -555,15 +530,11 @@ async def set_summary(
     return Reply(f"{label} of {incident.ref} recorded.")
 
 
-async def post_update(
-    services: Services, *, number: int | None, channel_id: str | None, actor: str, text: str
-) -> Reply:
+async def post_update(services: Services, *, asked: Asked, text: str) -> Reply:
     """A status update for the channel and the announcement channel."""
     incident, _ = await _add_entry(
         services,
-        number=number,
-        channel_id=channel_id,
-        actor=actor,
+        asked=asked,
         kind=EntryKind.UPDATE,
         text=text,
         announce=True,
@@ -606,11 +577,9 @@ async def list_open(services: Services, *, actor: str) -> Reply:
     return Reply(text, blocks.incident_list_blocks(visible, tz=tz))
 
 
-async def show_timeline(
-    services: Services, *, number: int | None, channel_id: str | None, actor: str
-) -> Reply:
+async def show_timeline(services: Services, *, asked: Asked) -> Reply:
     """The timeline so far, in the order things happened."""
-    incident_id = await _find(services, number=number, channel_id=channel_id, actor=actor)
+    incident_id = await _find(services, asked=asked)
     async with services.sessions() as session:
         repo = IncidentRepo(session)
         incident = await repo.by_id(incident_id)
@@ -726,16 +695,14 @@ async def retract_pin(
 async def find_incident(
     services: Services,
     *,
-    number: int | None,
-    channel_id: str | None,
-    actor: str,
+    asked: Asked,
     incident_id: int | None = None,
 ) -> int:
     """The incident a request is about, if the actor may see it (by number, channel or id)."""
     if incident_id is None:
-        return await _find(services, number=number, channel_id=channel_id, actor=actor)
+        return await _find(services, asked=asked)
     async with services.sessions() as session:
         incident = await IncidentRepo(session).by_id(incident_id)
     if incident is None:
         raise UserError("That incident no longer exists.")
-    return await _find(services, number=incident.number, channel_id=channel_id, actor=actor)
+    return await _find(services, asked=replace(asked, number=incident.number))

@@ -33,6 +33,8 @@ TABLES = {
     "processed_event",
     "side_effect",
     "person",
+    "lease",
+    "apscheduler_jobs",
 }
 
 

@@ -165,3 +165,24 @@ class Person(SQLModel, table=True):
     user_id: str = Field(primary_key=True, max_length=32)
     name: str = Field(max_length=200)
     updated_at: datetime = Field(sa_column=_when(nullable=False))
+
+
+class Lease(SQLModel, table=True):
+    """Who holds a process-wide duty (running the scheduler) and until when."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=40)
+    holder: str = Field(max_length=100)
+    expires_at: datetime = Field(sa_column=_when(nullable=False))
+
+
+# APScheduler's SQLAlchemyJobStore table, declared here so that the migrations create it and the
+# drift test knows it; the job store itself builds the same table shape on its own metadata.
+SCHEDULER_JOBS = sa.Table(
+    "apscheduler_jobs",
+    SQLModel.metadata,
+    sa.Column("id", sa.Unicode(191), primary_key=True),
+    sa.Column("next_run_time", sa.Float(25), index=True),
+    sa.Column("job_state", sa.LargeBinary, nullable=False),
+)

@@ -44,18 +44,18 @@ async def card_menu_selected(
 
     # Parsing happens after the ack too: a listener that raises after acking loses the ack.
     async def run() -> None:
-        where = {
-            "number": _card_incident(action),
-            "channel_id": body.get("channel", {}).get("id"),
-            "actor": body["user"]["id"],
-        }
+        asked = usecases.Asked(
+            actor=body["user"]["id"],
+            number=_card_incident(action),
+            channel_id=body.get("channel", {}).get("id"),
+        )
         value = action["selected_option"]["value"]
         if action["action_id"] == ActionId.STATUS_SELECT:
             reply = await usecases.change_status(
-                services, **where, status=Status(value), at=None, text=None
+                services, asked=asked, status=Status(value), at=None, text=None
             )
         else:
-            reply = await usecases.change_severity(services, **where, severity=Severity(value))
+            reply = await usecases.change_severity(services, asked=asked, severity=Severity(value))
         await _answer(respond, reply)
 
     after_ack(services, run(), body=body, respond=respond, client=client)
@@ -130,8 +130,9 @@ async def task_button(
         reply = await followups.finish_task(
             services,
             task_id=int(action["value"]),
-            actor=body["user"]["id"],
-            channel_id=body.get("channel", {}).get("id"),
+            asked=usecases.Asked(
+                actor=body["user"]["id"], channel_id=body.get("channel", {}).get("id")
+            ),
             remove=action["action_id"] == ActionId.REMOVE_TASK,
         )
         await _answer(respond, reply)
