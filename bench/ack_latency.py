@@ -153,7 +153,7 @@ async def main(requests: int, concurrency: int) -> None:
             async with aiohttp.ClientSession() as http:
                 async with http.post(url, data=body.encode(), headers=signed(body)) as response:
                     assert response.status == 200
-            await settle(services)
+            await services.settle(120)
             calls = [c.method for c in emulator.calls[before:] if c.method != "auth.test"]
             print(f"Web API calls per declaration: {len(calls)} ({', '.join(calls)})")
             channel = emulator.calls_to("conversations.create")[-1].response["channel"]["id"]
@@ -172,7 +172,7 @@ async def main(requests: int, concurrency: int) -> None:
                 "incident bot (/incident note)", await hammer(url, bodies, concurrency)
             )
             acked = time.perf_counter() - started
-            await settle(services)
+            await services.settle(120)
             done = time.perf_counter() - started
             print(
                 f"{requests} notes acked in {acked:.2f} s; all recorded and posted in {done:.2f} s"
@@ -189,13 +189,6 @@ async def main(requests: int, concurrency: int) -> None:
     )
     print(f"ratio bot/bare: p50 x{bot_p50 / bare_p50:.2f}, p99 x{bot_p99 / bare_p99:.2f}")
     await emulator.stop()
-
-
-async def settle(services) -> None:  # type: ignore[no-untyped-def]
-    while True:
-        await services.inflight.wait(120)
-        if await services.effects.run_due() == 0 and not len(services.inflight):
-            return
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import Settings, load_settings
+from bot.core.playbooks import PlaybookInvalid
 from bot.errors import BotError, ConfigError, DatabaseUnavailable
 from bot.logs import configure_logging
 
@@ -31,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     postmortem = sub.add_parser("postmortem", help="print or write an incident's postmortem draft")
     postmortem.add_argument("incident", metavar="INC-N", help="the incident, e.g. INC-7")
     postmortem.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    playbooks = sub.add_parser("playbooks", help="playbook tools")
+    playbooks_sub = playbooks.add_subparsers(
+        dest="playbooks_command", required=True, metavar="ACTION"
+    )
+    check = playbooks_sub.add_parser("check", help="validate playbooks; exit 1 on any problem")
+    check.add_argument("directory", nargs="?", metavar="DIR", help="default: PLAYBOOKS_DIR")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="apply the alembic migrations to DATABASE_URL")
@@ -46,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(args, settings))
     except ConfigError as exc:
         _say(f"configuration error: {exc}")
+        return EXIT_CONFIG
+    except PlaybookInvalid as exc:
+        _say(str(exc))
         return EXIT_CONFIG
     except DatabaseUnavailable as exc:
         _say(f"error: {exc}")
@@ -80,12 +90,28 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.wiring import write_postmortem
 
         document = await write_postmortem(settings, args.incident)
+        data = document.encode("utf-8")  # the same bytes as the upload, whatever the locale
         if args.output:
-            # A few hundred kilobytes at most, written once at the end: no need for a thread.
-            Path(args.output).write_text(document, encoding="utf-8")  # noqa: ASYNC240
+            # A few megabytes at most, written once at the end: no need for a thread.
+            try:
+                Path(args.output).write_bytes(data)  # noqa: ASYNC240
+            except OSError as exc:
+                _say(f"error: cannot write {args.output}: {exc.strerror or exc}")
+                return EXIT_UNAVAILABLE
             _say(f"wrote {args.output}")
         else:
-            sys.stdout.write(document)
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+    elif args.command == "playbooks":
+        from bot.wiring import check_playbooks
+
+        problems = await check_playbooks(settings, args.directory)
+        for line in problems:
+            sys.stdout.write(line + "\n")
+        if problems:
+            _say(f"{len(problems)} problem(s) in the playbooks")
+            return EXIT_UNAVAILABLE
+        _say("playbooks OK")
     elif args.command == "db" and args.db_command == "upgrade":
         from bot.db.engine import redacted
         from bot.db.migrate import upgrade

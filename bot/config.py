@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     PAGERDUTY_EVENTS_URL: str = "https://events.pagerduty.com/v2/enqueue"
     OPSGENIE_API_URL: str = "https://api.opsgenie.com"
     POSTMORTEM_TOKEN: SecretStr | None = None
+    PAGERDUTY_WEBHOOK_SECRET: SecretStr | None = None
     HOST: str = "0.0.0.0"
     PORT: int = Field(default=3000, ge=1, le=65535)
     LOG_LEVEL: str = "INFO"

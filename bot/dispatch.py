@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import followups, postmortems, usecases
+from bot import followups, paging, postmortems, usecases
 from bot.core import grammar
 from bot.errors import UserError
 from bot.services import Services
@@ -25,7 +25,7 @@ async def run_command(
     }
     match command:
         case grammar.Declare(title=str() as title):
-            return await usecases.declare(
+            return await paging.declare_incident(
                 services,
                 actor=actor,
                 title=title,
@@ -73,7 +73,7 @@ async def run_command(
         case grammar.Postmortem():
             return await postmortems.request_upload(services, **where)
         case grammar.PageCmd():
-            raise UserError(
-                "`/incident page` arrives with playbook paging; it is not available yet."
+            return await paging.page_now(
+                services, **where, target=command.target, message=command.message
             )
     raise UserError("That command is not available yet: see `/incident help`.")

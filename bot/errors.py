@@ -4,7 +4,8 @@
     ├── UserError             a person asked for something wrong; shown to them as is
     ├── ConfigError           the operator's configuration is missing or wrong
     ├── DatabaseUnavailable   the database cannot be reached or is not migrated
-    └── SideEffectFailed      a Slack or pager call failed after its retries
+    ├── SideEffectFailed      a Slack or pager call failed after its retries
+    └── PagerFailed           a pager provider refused a page, or kept failing through retries
 
 Only the edges (the Slack error hook, the CLI) decide how an error is shown.
 """
@@ -51,3 +52,29 @@ class SideEffectFailed(BotError):
         super().__init__(f"{target} failed: {reason}")
         self.target = target
         self.reason = reason
+
+
+class PagerFailed(BotError):
+    """A pager could not deliver: refused outright, or still failing after its retries.
+
+    `retryable` says whether sending the same request again later could succeed (rate limits,
+    5xx, dropped connections); `retry_after` is the provider's Retry-After in seconds, if any.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        reason: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        answer = f"HTTP {status}" if status is not None else "no HTTP answer"
+        kind = "temporary" if retryable else "permanent"
+        super().__init__(f"{provider} page failed ({kind}, {answer}): {reason}")
+        self.provider = provider
+        self.reason = reason
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from bot.core import grammar
 from bot.core.enums import FollowUpKind
 from bot.db.models import FollowUp
 from bot.db.repo import FollowUpRepo, IncidentRepo
 from bot.errors import UserError
+from bot.outbox import enqueue_timer
 from bot.services import Services
 from bot.slack import blocks
+from bot.timers import TimerKind, task_key
 from bot.usecases import Asked, Reply, find_incident, transaction
 
 
@@ -52,17 +54,31 @@ async def add_task(
     async with transaction(services) as session:
         incident = await IncidentRepo(session).by_id(incident_id)
         assert incident is not None
-        session.add(
-            FollowUp(
-                incident_id=incident_id,
-                kind=FollowUpKind.TASK,
-                text=text,
-                owner=owner_id,
-                due=due,
-                created_by=asked.actor,
-                created_at=services.clock.now(),
-            )
+        task = FollowUp(
+            incident_id=incident_id,
+            kind=FollowUpKind.TASK,
+            text=text,
+            owner=owner_id,
+            due=due,
+            created_by=asked.actor,
+            created_at=services.clock.now(),
         )
+        session.add(task)
+        await session.flush()
+        if due is not None and owner_id is not None and task.id is not None:
+            # Overdue: 9 AM (incident time zone) the day after the due date, unless done by then.
+            at = datetime.combine(
+                due + timedelta(days=1), time(9), tzinfo=services.settings.timezone
+            )
+            await enqueue_timer(
+                session,
+                incident_id=incident_id,
+                kind=TimerKind.TASK_OVERDUE,
+                key=task_key(task.id),
+                at=at,
+                payload={"task_id": task.id},
+                now=services.clock.now(),
+            )
     who = f", owner <@{owner_id}>" if owner_id else ""
     when = f", due {due.isoformat()}" if due else ""
     return Reply(f"Task added to {incident.ref}{who}{when}.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -25,6 +25,7 @@ from bot.core.clock import Clock
 from bot.db.models import SideEffect
 from bot.errors import SideEffectFailed
 from bot.metrics import Metrics
+from bot.timers import TimerKind
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,12 @@ class EffectKind(StrEnum):
     CAPTURE_PIN = "capture_pin"
     BOOKMARK = "bookmark"
     UPLOAD_POSTMORTEM = "upload_postmortem"
+    STAFF_ROLES = "staff_roles"  # resolve the playbook's people, assign, invite, DM-page them
+    PAGE = "page"
+    ACK_PAGES = "ack_pages"  # tell the providers someone acknowledged
+    RESOLVE_PAGES = "resolve_pages"  # tell the providers the incident is over
+    SCHEDULE = "schedule"
+    CANCEL_TIMERS = "cancel_timers"
 
 
 Executor = Callable[[SideEffect, Mapping[str, Any]], Awaitable[None]]
@@ -92,6 +99,55 @@ async def enqueue(
             created_at=now,
             due_at=now,
         )
+    )
+
+
+async def enqueue_post(
+    session: AsyncSession,
+    *,
+    incident_id: int | None,
+    text: str,
+    now: datetime,
+    to: str = "incident",
+    blocks: Sequence[Mapping[str, Any]] | None = None,
+) -> None:
+    """A message for the incident channel ("incident"), INCIDENTS_CHANNEL ("announce") or a user."""
+    payload: dict[str, Any] = {"to": to, "text": text}
+    if blocks:
+        payload["blocks"] = list(blocks)
+    await enqueue(session, kind=EffectKind.POST, incident_id=incident_id, now=now, payload=payload)
+
+
+async def enqueue_timer(
+    session: AsyncSession,
+    *,
+    incident_id: int | None,
+    kind: TimerKind,
+    key: str,
+    at: datetime,
+    payload: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """Set a timer once this transaction commits (through the outbox, so it is never lost)."""
+    await enqueue(
+        session,
+        kind=EffectKind.SCHEDULE,
+        incident_id=incident_id,
+        now=now,
+        payload={"kind": kind.value, "key": key, "at": at.isoformat(), "payload": dict(payload)},
+    )
+
+
+async def enqueue_cancel(
+    session: AsyncSession, *, incident_id: int | None, prefixes: Sequence[str], now: datetime
+) -> None:
+    """Cancel the timers whose keys start with any of the prefixes, once this commits."""
+    await enqueue(
+        session,
+        kind=EffectKind.CANCEL_TIMERS,
+        incident_id=incident_id,
+        now=now,
+        payload={"prefixes": list(prefixes)},
     )
 
 

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.core.clock import Clock, SystemClock
+from bot.core.playbooks import Playbook
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.metrics import Metrics
 from bot.outbox import EffectRunner
+from bot.pagers.retry import RetryPolicy
 from bot.slack.client import make_slack_client
 from bot.slack.directory import SlackDirectory
 from bot.tasks import Inflight
+from bot.timers import Timers
 
 
 @dataclass
@@ -30,23 +36,42 @@ class Services:
     directory: SlackDirectory
     effects: EffectRunner
     metrics: Metrics
+    timers: Timers
+    http: httpx.AsyncClient
+    playbooks: tuple[Playbook, ...] = ()
     inflight: Inflight = field(default_factory=Inflight)
+    # Where playbooks' `*_env` secrets are read, and how patiently pagers retry.
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    pager_retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def playbook(self, name: str | None) -> Playbook | None:
+        """The loaded playbook of that name."""
+        return next((p for p in self.playbooks if p.name == name), None)
 
     async def settle(self, seconds: float = 60.0) -> None:
-        """Wait until the work after every ack, and the side effects now due, are done."""
+        """Run what is due on the injected clock until nothing is left: for demos and tests.
+
+        Work after acks, then side effects due now, then timers due now, until all are quiet.
+        """
         async with asyncio.timeout(seconds):
             while True:
                 await self.inflight.wait(seconds)
-                if await self.effects.run_due() == 0 and not len(self.inflight):
+                ran = await self.effects.run_due()
+                ran += await self.timers.run_due(self.clock.now())
+                if ran == 0 and not len(self.inflight):
                     return
 
     async def aclose(self) -> None:
-        """Stop the runner and release connections; safe to call twice."""
+        """Stop the background work and release connections; safe to call twice."""
         await self.effects.stop()
+        await self.timers.stop()
+        await self.http.aclose()
         await self.engine.dispose()
 
 
-def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+def build_services(
+    settings: Settings, *, clock: Clock | None = None, playbooks: Sequence[Playbook] = ()
+) -> Services:
     """Engine, sessions and the Slack client from the settings; nothing is contacted yet."""
     engine = make_engine(settings.DATABASE_URL)
     sessions = make_sessionmaker(engine)
@@ -64,4 +89,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         directory=SlackDirectory(slack),
         effects=EffectRunner(sessions=sessions, clock=clock, metrics=metrics),
         metrics=metrics,
+        timers=Timers(database_url=settings.DATABASE_URL, sessions=sessions, clock=clock),
+        http=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),
+        playbooks=tuple(playbooks),
     )

@@ -14,6 +14,8 @@ Tests drive the same job store with a controllable clock through `run_due(now)`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -48,6 +50,32 @@ class TimerKind(StrEnum):
 
 Handler = Callable[[TimerKind, Mapping[str, Any]], Awaitable[None]]
 
+
+def escalation_key(incident_id: int, tier: int) -> str:
+    return f"escalate:{incident_id}:{tier}"
+
+
+def status_key(incident_id: int) -> str:
+    return f"status:{incident_id}"
+
+
+def checklist_key(incident_id: int) -> str:
+    return f"checklist:{incident_id}"
+
+
+def postmortem_key(incident_id: int) -> str:
+    return f"postmortem:{incident_id}"
+
+
+def task_key(task_id: int) -> str:
+    return f"task:{task_id}"
+
+
+def while_open_prefixes(incident_id: int) -> list[str]:
+    """The timers that only make sense while the incident is open."""
+    return [f"escalate:{incident_id}:", status_key(incident_id), checklist_key(incident_id)]
+
+
 # APScheduler 3 stores a job's callable by its import path, so the function it calls after a
 # restart must be module-level; it finds the process's handler here, by database. The wiring
 # registers the handler when the scheduler starts and removes it when it stops.
@@ -81,12 +109,12 @@ class Timers:
         database_url: str,
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
-        handler: Handler,
     ) -> None:
         self.key = make_url(database_url).render_as_string(hide_password=True)
         self.sessions = sessions
         self.clock = clock
-        self.handler = handler
+        self.handler: Handler | None = None
+        self._poller: asyncio.Task[None] | None = None
         self.holder = f"{uuid.uuid4().hex[:12]}"
         self.leader = False
         self.store = SQLAlchemyJobStore(url=sync_url(database_url))
@@ -98,16 +126,41 @@ class Timers:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Open the job store; jobs only run once this process holds the lease."""
-        _HANDLERS[self.key] = self.handler
-        self.scheduler.start(paused=True)
+    def start(self, handler: Handler) -> None:
+        """Open the job store; jobs only run once this process holds the lease (see poll)."""
+        self.handler = handler
+        _HANDLERS[self.key] = handler
+        if not self.scheduler.running:
+            self.scheduler.start(paused=True)
 
-    def stop(self) -> None:
+    def start_polling(self, every: float = 5.0) -> None:
+        """Contend for the lease, and wake the leader's scheduler, every few seconds."""
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll_forever(every), name="timers-poll")
+
+    async def _poll_forever(self, every: float) -> None:
+        while True:
+            try:
+                await self.poll()
+            except Exception:  # a database hiccup must not end the loop; the next poll retries
+                log.exception("scheduler lease poll failed")
+            await asyncio.sleep(every)
+
+    async def stop(self) -> None:
+        """Stop running timers (they stay stored) and give the lease to another process."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.leader:
+            with contextlib.suppress(Exception):
+                await self.release()
+            self.leader = False
         self.store.engine.dispose()
-        if _HANDLERS.get(self.key) is self.handler:
+        if self.handler is not None and _HANDLERS.get(self.key) is self.handler:
             del _HANDLERS[self.key]
 
     async def poll(self) -> None:

@@ -7,7 +7,7 @@ transaction) and only then acts: the side-effect runner makes the Slack calls af
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,9 +39,10 @@ from bot.core.lifecycle import (
 from bot.db.models import Incident, TimelineEntry
 from bot.db.repo import IncidentRepo
 from bot.errors import UserError
-from bot.outbox import EffectKind, enqueue
+from bot.outbox import EffectKind, enqueue, enqueue_cancel, enqueue_post, enqueue_timer
 from bot.services import Services
 from bot.slack import blocks
+from bot.timers import TimerKind, postmortem_key, status_key, while_open_prefixes
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ class Reply:
 
     text: str
     blocks: list[dict[str, Any]] | None = None
+
+
+# Extra steps of a declaration, run inside its transaction (the playbook's paging plan).
+Plan = Callable[[AsyncSession, Incident], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -125,13 +130,7 @@ async def _post(
     *,
     to: str = INCIDENT_CHANNEL,
 ) -> None:
-    await enqueue(
-        session,
-        kind=EffectKind.POST,
-        incident_id=incident.id,
-        now=services.clock.now(),
-        payload={"to": to, "text": text},
-    )
+    await enqueue_post(session, incident_id=incident.id, now=services.clock.now(), to=to, text=text)
 
 
 async def _sync_card(session: AsyncSession, services: Services, incident: Incident) -> None:
@@ -168,6 +167,17 @@ async def _find(services: Services, *, asked: Asked) -> int:
     return incident.id
 
 
+async def _admins(services: Services, incident_id: int) -> frozenset[str]:
+    """The people the incident's playbook names as admins (user ids)."""
+    async with services.sessions() as session:
+        incident = await IncidentRepo(session).by_id(incident_id)
+    playbook = services.playbook(incident.playbook) if incident else None
+    people: set[str] = set()
+    for target in playbook.admins if playbook else ():
+        people.update(await services.directory.members(target))
+    return frozenset(people)
+
+
 async def _locked(session: AsyncSession, incident_id: int) -> Incident:
     incident = await IncidentRepo(session).by_id(incident_id, for_update=True)
     assert incident is not None  # incidents are never deleted
@@ -188,8 +198,14 @@ async def declare(
     impact: str | None = None,
     origin: Origin | None = None,
     response_url: str | None = None,
+    playbook: str | None = None,
+    plan: Plan | None = None,
 ) -> Reply:
-    """Open an incident: the record at once, the channel and card right after."""
+    """Open an incident: the record at once, the channel and card right after.
+
+    `plan` runs in the same transaction right after the channel is asked for and before
+    anything cosmetic: the playbook's pages and timers go there, so they leave first.
+    """
     title = title.strip()
     if not title:
         raise UserError(f"Give the incident a title: `{grammar.USAGE['declare']}`.")
@@ -208,11 +224,12 @@ async def declare(
                         private=private,
                         service=service,
                         impact=impact.strip() if impact else None,
+                        playbook=playbook,
                         declared_by=actor,
                         declared_at=now,
                     )
                 )
-                await _record_declaration(session, services, incident, origin, response_url)
+                await _record_declaration(session, services, incident, origin, response_url, plan)
             break
         except IntegrityError:
             # Two declarations took the same number at once; the loser takes the next one.
@@ -228,6 +245,7 @@ async def _record_declaration(
     incident: Incident,
     origin: Origin | None,
     response_url: str | None,
+    plan: Plan | None,
 ) -> None:
     repo = IncidentRepo(session)
     now = incident.declared_at
@@ -256,8 +274,16 @@ async def _record_declaration(
             )
         )
     await repo.assign(incident.id, role=COMMANDER_ROLE, user_id=actor, by=actor, at=now)
+    await enqueue(
+        session,
+        kind=EffectKind.CREATE_CHANNEL,
+        incident_id=incident.id,
+        now=now,
+        payload={"response_url": response_url},
+    )
+    if plan is not None:
+        await plan(session, incident)
     effects: list[tuple[EffectKind, dict[str, Any]]] = [
-        (EffectKind.CREATE_CHANNEL, {"response_url": response_url}),
         (EffectKind.INVITE, {"users": [actor]}),
         (EffectKind.POST_CARD, {}),
         (EffectKind.SYNC_CARD, {}),
@@ -276,9 +302,9 @@ async def _change(
     *,
     asked: Asked,
     make: Callable[[datetime], Change],
-    admins: frozenset[str] = frozenset(),
 ) -> tuple[Incident, list[TimelineEvent]]:
     incident_id = await _find(services, asked=asked)
+    admins = await _admins(services, incident_id)
     async with transaction(services) as session:
         repo = IncidentRepo(session)
         incident = await _locked(session, incident_id)
@@ -314,10 +340,9 @@ async def _change(
             await _post(session, services, incident, _resolution_summary(services, incident))
         await _sync_card(session, services, incident)
         if resolved_now:
-            # The fire is out: the team gets its postmortem draft right away.
-            await enqueue(
-                session, kind=EffectKind.UPLOAD_POSTMORTEM, incident_id=incident_id, now=now
-            )
+            await _after_resolution(session, services, incident)
+        elif any(e.kind in {EntryKind.REOPENED, EntryKind.SEVERITY} for e in events):
+            await reset_status_reminder(session, services, incident)
         if resolved_now or any(e.kind is EntryKind.REOPENED for e in events):
             if not incident.private and services.settings.INCIDENTS_CHANNEL:
                 await enqueue(
@@ -363,6 +388,49 @@ async def resolve(
         make=lambda now: Resolve(at or now, asked.actor, text),
     )
     return _resolved_reply(incident)
+
+
+async def _after_resolution(session: AsyncSession, services: Services, incident: Incident) -> None:
+    """The fire is out: pagers closed, timers stopped, the draft posted, its due date set."""
+    assert incident.id is not None and incident.resolved_at is not None
+    now = services.clock.now()
+    for kind in (EffectKind.RESOLVE_PAGES, EffectKind.UPLOAD_POSTMORTEM):
+        await enqueue(session, kind=kind, incident_id=incident.id, now=now)
+    await enqueue_cancel(
+        session, incident_id=incident.id, prefixes=while_open_prefixes(incident.id), now=now
+    )
+    playbook = services.playbook(incident.playbook)
+    due_in = playbook.postmortem.due_in if playbook else None
+    if due_in is not None:
+        await enqueue_timer(
+            session,
+            incident_id=incident.id,
+            kind=TimerKind.POSTMORTEM_DUE,
+            key=postmortem_key(incident.id),
+            at=incident.resolved_at + due_in,
+            payload={"incident_id": incident.id},
+            now=now,
+        )
+
+
+async def reset_status_reminder(
+    session: AsyncSession, services: Services, incident: Incident
+) -> None:
+    """The next status-update reminder, one interval (for the severity) from now."""
+    playbook = services.playbook(incident.playbook)
+    every = playbook.reminder_interval(incident.severity) if playbook else None
+    if every is None or incident.id is None or incident.status is Status.RESOLVED:
+        return
+    now = services.clock.now()
+    await enqueue_timer(
+        session,
+        incident_id=incident.id,
+        kind=TimerKind.STATUS_REMINDER,
+        key=status_key(incident.id),
+        at=now + every,
+        payload={"incident_id": incident.id},
+        now=now,
+    )
 
 
 def _resolution_summary(services: Services, incident: Incident) -> str:
@@ -485,6 +553,8 @@ async def _add_entry(
             )
         if field is not None:
             await _sync_card(session, services, incident)
+        if kind is EntryKind.UPDATE:
+            await reset_status_reminder(session, services, incident)  # an update was just given
     return incident, event
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -13,9 +14,13 @@ from slack_sdk.errors import SlackApiError
 from bot import postmortems
 from bot.config import Settings
 from bot.core.grammar import parse_incident_ref
+from bot.core.playbooks import Playbook
 from bot.db.engine import ping
 from bot.db.migrate import check_schema
 from bot.errors import ConfigError
+from bot.paging import Paging
+from bot.playbook_check import check_directory, format_problem, load_valid_directory
+from bot.reminders import Reminders
 from bot.services import Services, build_services
 from bot.slack.app import SlackIdentity, build_bolt_app
 from bot.slack.effects import SlackEffects
@@ -30,9 +35,29 @@ async def check_database(services: Services) -> None:
     await check_schema(services.engine)
 
 
-def build_web(services: Services) -> tuple[web.Application, SlackIdentity]:
-    """The Bolt app inside the aiohttp app, sharing the services."""
+def load_playbooks(settings: Settings) -> list[Playbook]:
+    """The playbooks in PLAYBOOKS_DIR; PlaybookInvalid lists every problem, file and line."""
+    return load_valid_directory(Path(settings.PLAYBOOKS_DIR))
+
+
+def prepare(services: Services) -> None:
+    """Register what the background runs (side effects, timers); nothing starts running yet."""
     services.effects.register(SlackEffects(services).executors())
+    services.effects.register(Paging(services).executors())
+    reminders = Reminders(services)
+    services.effects.register(reminders.executors())
+    services.timers.start(reminders.handle)
+
+
+def start_background(services: Services) -> None:
+    """Run side effects now, and contend for running the timers."""
+    services.effects.start()
+    services.timers.start_polling()
+
+
+def build_web(services: Services) -> tuple[web.Application, SlackIdentity]:
+    """The Bolt app inside the aiohttp app, sharing the services (prepared for background work)."""
+    prepare(services)
     identity = SlackIdentity(services.slack)
     bolt = build_bolt_app(
         signing_secret=services.settings.secret("SLACK_SIGNING_SECRET"),
@@ -91,14 +116,15 @@ async def _start_http(services: Services, app: web.Application) -> web.AppRunner
 async def serve(settings: Settings) -> None:
     """Run the HTTP server until SIGTERM or SIGINT, then drain and close."""
     settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
-    services = build_services(settings)
+    services = build_services(settings)  # checks DATABASE_URL first
+    services.playbooks = tuple(load_playbooks(settings))
     runner: web.AppRunner | None = None
     try:
         await check_database(services)
         app, identity = build_web(services)
         await verify_slack_token(identity)
         runner = await _start_http(services, app)
-        services.effects.start()
+        start_background(services)
         await _until_signal()
         log.info("shutting down: finishing in-flight requests")
     finally:
@@ -114,7 +140,8 @@ async def socket_mode(settings: Settings) -> None:
     if settings.SLACK_SIGNING_SECRET is None:
         # Socket Mode requests are not signed; Bolt still wants a value.
         settings = settings.model_copy(update={"SLACK_SIGNING_SECRET": _unused_secret()})
-    services = build_services(settings)
+    services = build_services(settings)  # checks DATABASE_URL first
+    services.playbooks = tuple(load_playbooks(settings))
     runner: web.AppRunner | None = None
     try:
         await check_database(services)
@@ -123,7 +150,7 @@ async def socket_mode(settings: Settings) -> None:
         runner = await _start_http(services, app)
         handler = AsyncSocketModeHandler(app[BOLT], settings.secret("SLACK_APP_TOKEN"))
         await handler.connect_async()  # type: ignore[no-untyped-call]
-        services.effects.start()
+        start_background(services)
         await _until_signal()
         await handler.close_async()  # type: ignore[no-untyped-call]
     finally:
@@ -132,17 +159,19 @@ async def socket_mode(settings: Settings) -> None:
 
 
 async def worker(settings: Settings) -> None:
-    """The background work alone: Slack calls owed by committed changes, until SIGTERM.
+    """The background work alone (owed Slack calls and pages, the timers), until SIGTERM.
 
-    Every `serve` process runs the same loop; rows are claimed before they run, so any number
-    of processes can share a database without doing a call twice.
+    Every `serve` process runs the same loops; side effects are claimed before they run and
+    only the holder of the scheduler lease runs timers, so any number of processes can share
+    a database without doing anything twice.
     """
     settings.require("SLACK_BOT_TOKEN")
-    services = build_services(settings)
+    services = build_services(settings)  # checks DATABASE_URL first
+    services.playbooks = tuple(load_playbooks(settings))
     try:
         await check_database(services)
-        services.effects.register(SlackEffects(services).executors())
-        services.effects.start()
+        prepare(services)
+        start_background(services)
         log.info("worker running")
         await _until_signal()
     finally:
@@ -168,6 +197,28 @@ async def write_postmortem(settings: Settings, ref: str) -> str:
         return document.markdown
     finally:
         await services.aclose()
+
+
+async def check_playbooks(settings: Settings, directory: str | None) -> list[str]:
+    """Every problem in the playbooks, one line each; handles are checked when a token is set."""
+    lookup = None
+    services = None
+    if settings.SLACK_BOT_TOKEN is not None:
+        services = build_services(settings)
+        directory_service = services.directory
+
+        async def exists(target: str) -> bool:
+            return bool(await directory_service.members(target))
+
+        lookup = exists
+    try:
+        problems = await check_directory(
+            Path(directory or settings.PLAYBOOKS_DIR), lookup_user=lookup
+        )
+    finally:
+        if services is not None:
+            await services.aclose()
+    return [format_problem(problem) for problem in problems]
 
 
 def _unused_secret() -> SecretStr:

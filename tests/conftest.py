@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +16,9 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.core.clock import FakeClock
+from bot.core.playbooks import Playbook
 from bot.emulator import SlackEmulator
+from bot.pagers.retry import RetryPolicy
 from bot.services import Services, build_services
 from bot.wiring import build_web
 from tests.slack_requests import command_body, event_body, interactivity_body, signed_headers
@@ -97,11 +99,7 @@ class BotHarness:
 
     async def settle(self, seconds: float = 20.0) -> None:
         """Wait until the work after every ack, and the Slack calls it owes, are done."""
-        for _ in range(100):
-            await self.services.inflight.wait(seconds)
-            if await self.services.effects.run_due() == 0 and not len(self.services.inflight):
-                return
-        raise AssertionError("the bot never settled")
+        await self.services.settle(seconds)
 
 
 def make_settings(*, database_url: str, api_url: str, **extra: Any) -> Settings:
@@ -131,10 +129,22 @@ def clock() -> FakeClock:
     return FakeClock(datetime(2026, 11, 25, 18, 30, tzinfo=UTC))
 
 
+async def no_sleep(seconds: float) -> None:
+    """Pagers' backoff in tests: recorded by the retry policy, never really waited."""
+
+
 async def start_bot(
-    *, settings: Settings, emulator: SlackEmulator, clock: FakeClock | None = None
+    *,
+    settings: Settings,
+    emulator: SlackEmulator,
+    clock: FakeClock | None = None,
+    playbooks: Sequence[Playbook] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[BotHarness, web.AppRunner]:
-    services = build_services(settings, clock=clock)
+    """The real server on a free port; playbooks and the secrets they name are injected."""
+    services = build_services(settings, clock=clock, playbooks=playbooks)
+    services.environ = dict(environ or {})
+    services.pager_retry = RetryPolicy(sleep=no_sleep)
     app, _identity = build_web(services)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()

@@ -29,6 +29,7 @@ def free_port() -> int:
 def base_env(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_"))}
     env["PYTHONPATH"] = str(ROOT)
+    env["PLAYBOOKS_DIR"] = str(ROOT / "playbooks")
     env.update(values)
     return env
 

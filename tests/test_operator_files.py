@@ -68,4 +68,4 @@ def test_env_example_lists_every_setting() -> None:
     text = (ROOT / ".env.example").read_text()
     lines = [line for line in text.splitlines() if "=" in line and not line.startswith("#")]
     names = {line.split("=", 1)[0] for line in lines}
-    assert set(Settings.model_fields) - {"POSTMORTEM_TOKEN"} <= names
+    assert set(Settings.model_fields) <= names

@@ -111,6 +111,8 @@ class Page(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     acknowledged_by: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_type=sa.Text)
+    # What the provider gave back (Slack "channel:ts", Opsgenie request id) to find it again.
+    external_ref: str | None = Field(default=None, max_length=200)
 
 
 class FollowUp(SQLModel, table=True):

@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import dispatch
 from bot.core import grammar
+from bot.core.playbooks import all_services
 from bot.errors import UserError
 from bot.services import Services
 from bot.slack import blocks
@@ -47,7 +48,9 @@ async def run(
 ) -> None:
     if isinstance(parsed, grammar.Declare) and parsed.title is None:
         # trigger_id expires 3 s after the command: the form opens before anything else.
-        view = blocks.declare_modal(severity=parsed.severity)
+        view = blocks.declare_modal(
+            severity=parsed.severity, services=all_services(services.playbooks)
+        )
         await client.views_open(trigger_id=command["trigger_id"], view=view)
         return
     reply = await dispatch.run_command(

@@ -76,6 +76,32 @@ class SlackDirectory:
             )
         return user_id
 
+    async def members(self, target: str) -> list[str]:
+        """The user ids behind a playbook target: a user id, @handle, email or user group."""
+        target = target.strip()
+        try:
+            if target.startswith("S"):
+                response = await self.client.usergroups_users_list(usergroup=target)
+                users: list[str] = response.get("users") or []
+                return [str(u) for u in users]
+            if "@" in target and not target.startswith("@"):
+                response = await self.client.users_lookupByEmail(email=target)
+                return [str(response["user"]["id"])]
+        except SlackApiError as exc:
+            if exc.response.get("error") in {
+                "users_not_found",
+                "no_such_subteam",
+                "user_not_found",
+            }:
+                return []
+            raise
+        try:
+            if target.startswith(("U", "W")):
+                return [await self.resolve(UserRef(id=target))]
+            return [await self.resolve(UserRef(handle=target.lstrip("@")))]
+        except UserError:
+            return []
+
     async def is_member(self, channel_id: str, user_id: str) -> bool:
         """Whether the user is in the channel (used to keep private incidents private)."""
         cursor: str | None = None

@@ -48,6 +48,7 @@ class SlackEffects:
             EffectKind.POST: self.post,
             EffectKind.CAPTURE_PIN: self.capture_pin,
             EffectKind.UPLOAD_POSTMORTEM: self.upload_postmortem,
+            EffectKind.BOOKMARK: self.bookmark,
         }
 
     # -- helpers --------------------------------------------------------------------------
@@ -203,15 +204,24 @@ class SlackEffects:
         return f":arrows_counterclockwise: *{incident.ref}* reopened ({sev}): {title}{where}"
 
     async def post(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
-        if payload.get("to") == "announce":
+        """A message to the incident channel, the announcement channel, or a person (DM)."""
+        to = str(payload.get("to", "incident"))
+        if to == "announce":
             channel = self.services.settings.INCIDENTS_CHANNEL
             if not channel:
                 return
-        else:
+        elif to == "incident":
             _, channel = await self._channel(effect)
-        text = str(payload["text"])
+        else:
+            channel = to  # a user id: Slack opens the DM
+        extra: dict[str, Any] = {}
+        if payload.get("blocks"):
+            extra["blocks"] = payload["blocks"]
         await self.client.chat_postMessage(
-            channel=channel, text=blocks.truncate(text, 3000), unfurl_links=False
+            channel=channel,
+            text=blocks.truncate(str(payload["text"]), 3000),
+            unfurl_links=False,
+            **extra,
         )
 
     async def capture_pin(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
@@ -250,4 +260,13 @@ class SlackEffects:
             filename=document.filename,
             title=f"{incident.ref} postmortem draft",
             initial_comment=postmortems.summary(document, tz=self.services.settings.timezone),
+        )
+
+    async def bookmark(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        _, channel = await self._channel(effect)
+        await self.client.bookmarks_add(
+            channel_id=channel,
+            title=blocks.truncate(str(payload["title"]), 100),
+            type="link",
+            link=str(payload["link"]),
         )

@@ -16,6 +16,7 @@ class ActionId(StrEnum):
     SEVERITY_SELECT = "incident-severity-select"
     ACKNOWLEDGE_PAGE = "page-acknowledge"
     ESCALATE_PAGE = "page-escalate"
+    SNOOZE_REMINDER = "reminder-snooze"
     COMPLETE_TASK = "task-complete"
     REMOVE_TASK = "task-remove"
 

@@ -8,9 +8,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import followups, usecases
+from bot import followups, paging, reminders, usecases
 from bot.core.enums import Severity, Status
 from bot.core.grammar import parse_incident_ref
+from bot.core.playbooks import all_services
 from bot.errors import UserError
 from bot.services import Services
 from bot.slack import blocks
@@ -61,7 +62,9 @@ async def card_menu_selected(
     after_ack(services, run(), body=body, respond=respond, client=client)
 
 
-async def declare_shortcut(ack: AsyncAck, shortcut: dict[str, Any], client: AsyncWebClient) -> None:
+async def declare_shortcut(
+    ack: AsyncAck, shortcut: dict[str, Any], client: AsyncWebClient, services: Services
+) -> None:
     """Message shortcut: the form, remembering the message it came from."""
     await ack()
     message = shortcut.get("message", {})
@@ -72,7 +75,11 @@ async def declare_shortcut(ack: AsyncAck, shortcut: dict[str, Any], client: Asyn
         "text": blocks.truncate(message.get("text", ""), MAX_ORIGIN_TEXT),
     }
     title = blocks.truncate(" ".join(str(origin["text"]).split()), 150)
-    view = blocks.declare_modal(title=title, private_metadata=json.dumps(origin))
+    view = blocks.declare_modal(
+        title=title,
+        services=all_services(services.playbooks),
+        private_metadata=json.dumps(origin),
+    )
     # trigger_id lives 3 s: views.open runs inside the listener, right after the ack.
     await client.views_open(trigger_id=shortcut["trigger_id"], view=view)
 
@@ -100,7 +107,7 @@ async def declare_submitted(
             user=meta.get("user"),
             text=meta.get("text", ""),
         )
-    work = usecases.declare(
+    work = paging.declare_incident(
         services,
         actor=body["user"]["id"],
         title=form.title,
@@ -134,6 +141,52 @@ async def task_button(
                 actor=body["user"]["id"], channel_id=body.get("channel", {}).get("id")
             ),
             remove=action["action_id"] == ActionId.REMOVE_TASK,
+        )
+        await _answer(respond, reply)
+
+    after_ack(services, run(), body=body, respond=respond, client=client)
+
+
+async def page_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    services: Services,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+) -> None:
+    """Acknowledge or Escalate on a page DM."""
+    await ack()
+
+    async def run() -> None:
+        if not str(action.get("value", "")).isdigit():
+            raise UserError("That button does not name a page.")
+        page_id, actor = int(action["value"]), body["user"]["id"]
+        if action["action_id"] == ActionId.ACKNOWLEDGE_PAGE:
+            reply = await paging.acknowledge(services, page_id=page_id, by=actor)
+        else:
+            reply = await paging.escalate_now(services, page_id=page_id, actor=actor)
+        await _answer(respond, reply)
+
+    after_ack(services, run(), body=body, respond=respond, client=client)
+
+
+async def snooze_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    services: Services,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+) -> None:
+    """Snooze on a status-update reminder."""
+    await ack()
+
+    async def run() -> None:
+        if not str(action.get("value", "")).isdigit():
+            raise UserError("That button does not name an incident.")
+        reply = await reminders.snooze(
+            services, incident_id=int(action["value"]), actor=body["user"]["id"]
         )
         await _answer(respond, reply)
 

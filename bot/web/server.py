@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -11,7 +14,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
-from bot import postmortems
+from bot import paging, postmortems
 from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.services import Services
@@ -33,6 +36,7 @@ def create_web_app(*, services: Services, bolt: AsyncApp) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get(r"/incidents/{number:\d{1,9}}/postmortem.md", postmortem)
+    app.router.add_post("/webhooks/pagerduty", pagerduty_webhook)
     return app
 
 
@@ -89,12 +93,12 @@ async def postmortem(request: web.Request) -> web.StreamResponse:
     """The Markdown draft, for holders of POSTMORTEM_TOKEN; nobody else learns anything."""
     services = request.app[SERVICES]
     expected = services.settings.POSTMORTEM_TOKEN
+    # An empty or blank POSTMORTEM_TOKEN (`POSTMORTEM_TOKEN=` in .env) is no token at all.
+    secret = expected.get_secret_value() if expected is not None else ""
     given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix(
         "Bearer "
     )
-    if expected is None or not hmac.compare_digest(
-        given.encode(), expected.get_secret_value().encode()
-    ):
+    if not secret.strip() or not hmac.compare_digest(given.encode(), secret.encode()):
         # The same answer whether the incident exists or not, private or not.
         return web.json_response({"error": "a valid POSTMORTEM_TOKEN is required"}, status=401)
     try:
@@ -108,3 +112,44 @@ async def postmortem(request: web.Request) -> web.StreamResponse:
         charset="utf-8",
         headers={"Content-Disposition": f'inline; filename="{document.filename}"'},
     )
+
+
+INCIDENT_IN_TITLE = re.compile(r"\b(INC-\d{1,9})\b")
+
+
+async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
+    """PagerDuty V3 webhooks: an acknowledgement made in PagerDuty stops our escalation."""
+    services = request.app[SERVICES]
+    secret = services.settings.PAGERDUTY_WEBHOOK_SECRET
+    body = await request.read()
+    if secret is None or not _pagerduty_signed(body, request, secret.get_secret_value()):
+        return web.json_response({"error": "bad or missing X-PagerDuty-Signature"}, status=401)
+    try:
+        event = json.loads(body)["event"]
+        event_type, data = str(event["event_type"]), event.get("data") or {}
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"error": "not a PagerDuty V3 webhook payload"}, status=400)
+    if event_type != "incident.acknowledged":
+        return web.json_response({"ignored": event_type})
+    found = INCIDENT_IN_TITLE.search(str(data.get("title", "")))
+    if found is None:
+        return web.json_response({"ignored": "no incident of ours in the title"})
+    number = int(found.group(1).removeprefix("INC-"))
+    agent = (event.get("agent") or {}).get("summary") or "someone"
+    try:
+        incident_id = await postmortems.incident_id_of(services, number)
+        await paging.acknowledge(
+            services,
+            incident_id=incident_id,
+            by=f"PagerDuty:{agent}",
+            by_name=f"{agent} (PagerDuty)",
+        )
+    except UserError as exc:  # unknown incident or already acknowledged: nothing to do
+        return web.json_response({"ignored": exc.message})
+    return web.json_response({"acknowledged": f"INC-{number}"})
+
+
+def _pagerduty_signed(body: bytes, request: web.Request, secret: str) -> bool:
+    expected = "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    given = request.headers.get("X-PagerDuty-Signature", "")
+    return any(hmac.compare_digest(expected, s.strip()) for s in given.split(","))

@@ -1,0 +1,1043 @@
+"""Playbooks: who is paged, when, and what an incident's channel starts with; read from YAML.
+
+A playbook file (`playbooks/NAME.yaml`) looks like this:
+
+    name: database                    # optional; defaults to the file name without .yaml
+    match: {services: [postgres, checkout-db], min_severity: sev2}
+    private: false                    # true: incidents under this playbook are private
+    admins: ["@dana", "S0SECLEADS"]   # besides the commander: change severity, resolve, reopen
+    opsgenie: {api_key_env: OG_KEY}   # default Opsgenie API key for this file's roles and tiers
+    roles:
+      commander: {slack: ["@alice", "S0DBONCALL"], required: true}
+      ops:       {pagerduty: {routing_key_env: PD_DB_KEY}, ack_timeout: 5m}
+      dba:       {opsgenie: {responders: [{type: team, name: dba}], priority: P2}}
+      hooks:     {webhook: {url_env: DB_HOOK_URL, secret_env: DB_HOOK_SECRET}}
+      comms:     {slack: ["U024BE7LH"]}
+    escalation:                       # tiers paged in turn until someone acknowledges
+      - {after: 5m, page: [ops]}
+      - {after: 10m, page: [commander], opsgenie: {responders: [{type: team, name: dba}]}}
+    reminders: {status_update_every: {sev1: 15m, sev2: 30m, sev3: 2h}}
+    checklist: ["Post a status update", "Check the cache hit rate dashboard"]
+    bookmarks: [{title: DB dashboard, link: "https://grafana.example.com/d/db"}]
+    postmortem: {due_in: 5d}
+
+Rules the loader enforces, each reported with file, line and a fix:
+
+- `match` has `services: [...]` (compared case-insensitively, optional `min_severity`, default
+  sev4 = every severity) and/or `default: true`; at most one default playbook per directory.
+  A playbook that matches nothing is an error. Selection: playbooks whose services include the
+  incident's service and whose `min_severity` is met (sev1 meets sev2) win, the stricter
+  `min_severity` first, then by name; else the default, whatever the severity; else none.
+- `required: true` on a role: the incident must have someone in it; a role without Slack
+  targets (the default playbook's commander) is filled by hand or by the declarer.
+- Names are unique across the directory; without `name:` the file name is the name.
+- Slack targets are user ids (`U…`/`W…`), user-group ids (`S…`), `@handles` or emails.
+- Durations are written `30s`, `5m`, `2h`, `1d` or `1h30m` and are above zero; only a tier's
+  `after` may be `0s` (page at once). `after` counts from the start of paging (the declaration),
+  not from the previous tier, so the tiers' `after` values strictly increase.
+- `ack_timeout` is allowed on every role: a Slack DM with an Acknowledge button can always page.
+- Secrets live in the environment: `routing_key_env`, `api_key_env`, `url_env`, `secret_env`
+  name variables (`^[A-Z][A-Z0-9_]*$`); an inline `routing_key:`, `api_key:`, `url:`, `token:` or
+  `secret:` is an error. A webhook URL always comes from `url_env` (URLs often carry tokens).
+- Opsgenie API key: a role's or tier's own `api_key_env`, else the file's top-level
+  `opsgenie: {api_key_env: ...}`, else the variable `OPSGENIE_API_KEY`. It is never taken from
+  another role (two roles may use two keys). `priority` is P1..P5; without it the pager derives
+  one from the incident's severity. Responders follow the Opsgenie Alert API: `type` team,
+  escalation or schedule with `id` or `name`; `type` user with `id` or `username`.
+- Unknown keys are errors, with a "did you mean" when one is close.
+
+Why pyyaml here, in the pure core: it is a parser with no I/O, and its node tree is the only way
+to give each error the line it is on. Reading files stays in `bot.playbook_check`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import PurePath
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from bot.core.clock import DURATION_FORMATS, parse_duration
+from bot.core.enums import Severity
+from bot.errors import BotError, UserError
+
+DEFAULT_OPSGENIE_KEY_ENV = "OPSGENIE_API_KEY"
+SEVERITIES_TEXT = "use sev1, sev2, sev3 or sev4 (sev1 is the most severe)"
+SLACK_TARGET_FORMATS = (
+    "write a user id (`U024BE7LH`), an `@handle`, an email, or a user-group id (`S0DBONCALL`)"
+)
+RESPONDER_TYPES = ("team", "user", "escalation", "schedule")
+OPSGENIE_PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+
+_ENV_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+_ROLE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")
+_HANDLE_RE = re.compile(r"^@[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MENTION_RE = re.compile(r"^<[@!]?((?:[UWS])[A-Z0-9]+)(?:\|[^>]*)?>$")
+_WORDY_DURATION_RE = re.compile(r"([0-9]+)\s*([a-z]+)")
+_DURATION_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "s"),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("d", "day", "days"), "d"),
+}
+
+
+# --- problems ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaybookProblem:
+    """One thing wrong in a playbook file; line and column are 1-based, 0 when not known."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+    fix: str
+
+
+def format_problem(problem: PlaybookProblem) -> str:
+    """Render a problem as `file:line: path: message — fix`."""
+    where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+    parts = [where]
+    if problem.path:
+        parts.append(problem.path)
+    text = problem.message if not problem.fix else f"{problem.message} — {problem.fix}"
+    parts.append(text)
+    return ": ".join(parts)
+
+
+class PlaybookInvalid(BotError):
+    """One or more playbooks are wrong; `problems` lists every one of them."""
+
+    def __init__(self, problems: Sequence[PlaybookProblem]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        heading = (
+            "1 problem in the playbooks" if count == 1 else f"{count} problems in the playbooks"
+        )
+        super().__init__("\n".join([heading + ":", *map(format_problem, self.problems)]))
+
+
+def _fail(message: str, fix: str = "") -> PydanticCustomError:
+    # "{message}" keeps braces in people's text from being read as a template.
+    return PydanticCustomError("playbook", "{message}", {"message": message, "fix": fix})
+
+
+def _quote(value: object, limit: int = 40) -> str:
+    text = " ".join(str(value).replace("`", "'").split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"`{text}`"
+
+
+def _format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "0s"
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            out += f"{count}{unit}"
+    return out
+
+
+# --- value types ------------------------------------------------------------------------------
+
+
+def _duration_fix(text: str) -> str:
+    words = text.strip().lower().replace(",", " ").replace(" and ", " ")
+    pairs = _WORDY_DURATION_RE.findall(words)
+    leftover = _WORDY_DURATION_RE.sub("", words).strip()
+    if pairs and not leftover and all(unit in _DURATION_UNITS for _, unit in pairs):
+        suggestion = "".join(f"{count}{_DURATION_UNITS[unit]}" for count, unit in pairs)
+        try:
+            parse_duration(suggestion)
+        except UserError:
+            return DURATION_FORMATS
+        return f"write `{suggestion}`"
+    return DURATION_FORMATS
+
+
+def _to_duration(value: object, *, allow_zero: bool) -> timedelta:
+    if isinstance(value, timedelta):
+        delta = value
+    elif isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _fail("expected a duration", DURATION_FORMATS)
+    elif isinstance(value, int | float):
+        raise _fail(
+            f"{_quote(value)} has no unit", f"write it with one, e.g. `{value}m` or `{value}s`"
+        )
+    else:
+        try:
+            delta = parse_duration(value)
+        except UserError:
+            raise _fail(f"{_quote(value)} is not a duration", _duration_fix(value)) from None
+    if delta < timedelta(0) or (delta == timedelta(0) and not allow_zero):
+        raise _fail("a duration must be longer than zero", "write e.g. `30s`, `5m` or `1h`")
+    return delta
+
+
+def _duration(value: object) -> timedelta:
+    return _to_duration(value, allow_zero=False)
+
+
+def _offset(value: object) -> timedelta:
+    return _to_duration(value, allow_zero=True)
+
+
+def _looks_secret(text: str) -> bool:
+    has_digit = any(ch.isdigit() for ch in text)
+    return len(text) >= 24 or (len(text) >= 12 and has_digit and not re.search(r"[_\-. ]", text))
+
+
+def _env_name(value: object) -> str:
+    if not isinstance(value, str):
+        raise _fail("expected the name of an environment variable", "write e.g. `PD_DB_KEY`")
+    if _ENV_RE.match(value):
+        if _looks_secret(value) and "_" not in value:
+            raise _fail(
+                "this looks like the secret itself, not the name of a variable",
+                "put the secret in an environment variable and write its name here, "
+                "e.g. `PD_DB_KEY`",
+            )
+        return value
+    fix = (
+        "write the variable's name: capitals, digits and `_`, starting with a letter "
+        "(e.g. `PD_DB_KEY`), and keep the secret itself in the environment"
+    )
+    candidate = re.sub(r"[^A-Z0-9_]", "_", value.strip().upper())
+    if not _looks_secret(value) and _ENV_RE.match(candidate):
+        fix = f"write `{candidate}`"
+    raise _fail("not an environment variable name", fix)
+
+
+class SlackTargetKind(StrEnum):
+    """What a Slack target in a playbook names."""
+
+    USER_ID = "user_id"
+    USERGROUP_ID = "usergroup_id"
+    HANDLE = "handle"
+    EMAIL = "email"
+
+
+def slack_target_kind(target: str) -> SlackTargetKind | None:
+    """Classify a Slack target as written in a playbook; None when it is none of them."""
+    if _USER_ID_RE.match(target):
+        return SlackTargetKind.USER_ID
+    if _GROUP_ID_RE.match(target):
+        return SlackTargetKind.USERGROUP_ID
+    if _HANDLE_RE.match(target):
+        return SlackTargetKind.HANDLE
+    if _EMAIL_RE.match(target):
+        return SlackTargetKind.EMAIL
+    return None
+
+
+def _slack_target(value: object) -> str:
+    if not isinstance(value, str):
+        raise _fail(f"{_quote(value)} is not a Slack target", SLACK_TARGET_FORMATS)
+    text = value.strip()
+    if slack_target_kind(text) is not None:
+        return text
+    mention = _MENTION_RE.match(text)
+    if mention:
+        fix = f"write the bare id: `{mention.group(1)}`"
+    elif re.match(r"^[CGD][A-Z0-9]{2,}$", text):
+        fix = "that looks like a channel, and roles need people: " + SLACK_TARGET_FORMATS
+    elif re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", text):
+        fix = f"write `@{text}` if that is a handle (handles start with `@`)"
+    else:
+        fix = SLACK_TARGET_FORMATS
+    raise _fail(f"{_quote(value)} is not a Slack target", fix)
+
+
+def _severity(value: object) -> Severity:
+    if isinstance(value, Severity):
+        return value
+    if isinstance(value, str):
+        try:
+            return Severity(value.strip().lower())
+        except ValueError:
+            pass
+    raise _fail(f"{_quote(value)} is not a severity", SEVERITIES_TEXT)
+
+
+def _playbook_name(value: object) -> str:
+    if isinstance(value, str) and _NAME_RE.match(value):
+        return value
+    raise _fail(
+        f"{_quote(value)} is not a playbook name",
+        "use lowercase letters, digits, `-` and `_` (without `name:`, the file name is used)",
+    )
+
+
+def _role_name(value: object) -> str:
+    if isinstance(value, str) and _ROLE_RE.match(value):
+        return value
+    suggestion = re.sub(r"[^a-z0-9_-]+", "-", str(value).strip().lower()).strip("-")
+    fix = "use lowercase letters, digits, `-` and `_`, starting with a letter"
+    if _ROLE_RE.match(suggestion):
+        fix += f", e.g. `{suggestion}`"
+    raise _fail(f"{_quote(value)} is not a role name", fix)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _fail("expected text", "write a string; quote it if it contains `:` or `#`")
+    text = str(value).strip()
+    if not text:
+        raise _fail("this text is empty", "write something or remove the entry")
+    return text
+
+
+def _link(value: object) -> str:
+    text = _text(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _fail(f"{_quote(text)} is not a web link", "write a full `https://…` address")
+    if parts.password or parts.username:
+        raise _fail(
+            "this link carries credentials, and everyone in the channel sees bookmarks",
+            "link to a page that needs no password in its address",
+        )
+    return text
+
+
+def _choice(what: str, allowed: Sequence[str], *, upper: bool = False) -> BeforeValidator:
+    def check(value: object) -> str:
+        if isinstance(value, str):
+            text = value.strip().upper() if upper else value.strip().lower()
+            if text in allowed:
+                return text
+        raise _fail(f"{_quote(value)} is not {what}", "use one of " + ", ".join(allowed))
+
+    return BeforeValidator(check)
+
+
+def _none_as_empty(value: object) -> object:
+    # `commander:` with nothing after it is YAML for null; it means a role with no targets.
+    return {} if value is None else value
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Offset = Annotated[timedelta, BeforeValidator(_offset)]
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+SlackTarget = Annotated[str, BeforeValidator(_slack_target)]
+SlackTargets = Annotated[tuple[SlackTarget, ...], BeforeValidator(_one_or_many)]
+SeverityLevel = Annotated[Severity, BeforeValidator(_severity)]
+RoleName = Annotated[str, BeforeValidator(_role_name)]
+Text = Annotated[str, BeforeValidator(_text)]
+Link = Annotated[str, BeforeValidator(_link)]
+ResponderType = Annotated[
+    Literal["team", "user", "escalation", "schedule"],
+    _choice("an Opsgenie responder type", RESPONDER_TYPES),
+]
+OpsgeniePriority = Annotated[
+    Literal["P1", "P2", "P3", "P4", "P5"],
+    _choice("an Opsgenie priority", OPSGENIE_PRIORITIES, upper=True),
+]
+
+
+def _severity_rank(severity: Severity) -> int:
+    """0 for sev1 (the most severe) up to 3 for sev4."""
+    return list(Severity).index(severity)
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Match(_Model):
+    """Which incidents a playbook is for."""
+
+    services: Annotated[tuple[Text, ...], BeforeValidator(_one_or_many)] = ()
+    min_severity: SeverityLevel = Severity.SEV4
+    default: bool = False
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> Match:
+        if not self.services and not self.default:
+            raise _fail(
+                "this playbook matches no incident",
+                "add `services: [...]`, or `default: true` for the default playbook",
+            )
+        return self
+
+    def covers(self, *, service: str | None, severity: Severity) -> bool:
+        """Whether an incident on service at severity falls under `services`/`min_severity`."""
+        if service is None or _severity_rank(severity) > _severity_rank(self.min_severity):
+            return False
+        wanted = service.strip().casefold()
+        return any(own.casefold() == wanted for own in self.services)
+
+
+class PagerDutyTarget(_Model):
+    """A PagerDuty Events API v2 integration; the routing key is read from the environment."""
+
+    routing_key_env: EnvName
+
+
+class OpsgenieResponder(_Model):
+    """An Opsgenie Alert API responder: a team, escalation or schedule by id or name; a user."""
+
+    type: ResponderType
+    id: Text | None = None
+    name: Text | None = None
+    username: Text | None = None
+
+    @model_validator(mode="after")
+    def _named_once(self) -> OpsgenieResponder:
+        keys = ("id", "username") if self.type == "user" else ("id", "name")
+        given = [key for key in ("id", "name", "username") if getattr(self, key) is not None]
+        if len(given) != 1 or given[0] not in keys:
+            raise _fail(
+                f"a `{self.type}` responder needs exactly one of `{keys[0]}` or `{keys[1]}`",
+                "e.g. `{type: team, name: dba}` or `{type: user, username: ann@example.com}`",
+            )
+        return self
+
+
+class OpsgenieTarget(_Model):
+    """An Opsgenie alert: its responders, priority, and the variable holding the API key."""
+
+    api_key_env: EnvName | None = None
+    responders: tuple[OpsgenieResponder, ...] = ()
+    priority: OpsgeniePriority | None = None
+
+
+class OpsgenieDefaults(_Model):
+    """Top-level `opsgenie:` settings shared by the file's roles and tiers."""
+
+    api_key_env: EnvName
+
+
+class WebhookTarget(_Model):
+    """A generic webhook; the URL (and an optional signing secret) come from the environment."""
+
+    url_env: EnvName
+    secret_env: EnvName | None = None
+
+
+class Role(_Model):
+    """A role in an incident and the people or pagers behind it."""
+
+    slack: SlackTargets = ()
+    required: bool = False
+    pagerduty: PagerDutyTarget | None = None
+    opsgenie: OpsgenieTarget | None = None
+    webhook: WebhookTarget | None = None
+    ack_timeout: Duration | None = None
+
+    @property
+    def has_pager(self) -> bool:
+        """Whether a pager other than a Slack DM is configured."""
+        return any(t is not None for t in (self.pagerduty, self.opsgenie, self.webhook))
+
+
+class EscalationTier(_Model):
+    """Paged when nobody has acknowledged `after` the start of paging."""
+
+    after: Offset
+    page: Annotated[tuple[RoleName, ...], BeforeValidator(_one_or_many)] = ()
+    opsgenie: OpsgenieTarget | None = None
+
+    @model_validator(mode="after")
+    def _pages_someone(self) -> EscalationTier:
+        if self.opsgenie is not None and not self.opsgenie.responders:
+            raise _fail(
+                "a tier's `opsgenie:` needs `responders:`",
+                "e.g. `opsgenie: {responders: [{type: team, name: dba}]}`",
+            )
+        if not self.page and self.opsgenie is None:
+            raise _fail("this tier pages no one", "add `page: [ROLE, ...]` or `opsgenie:`")
+        return self
+
+
+class Reminders(_Model):
+    """How often the channel is reminded to post a status update, per severity."""
+
+    status_update_every: dict[SeverityLevel, Duration] = Field(default_factory=dict)
+
+
+class Bookmark(_Model):
+    """A link bookmarked in the incident channel."""
+
+    title: Text
+    link: Link
+
+
+class PostmortemPolicy(_Model):
+    """When the postmortem is due after the incident is resolved."""
+
+    due_in: Duration | None = None
+
+
+Roles = dict[RoleName, Annotated[Role, BeforeValidator(_none_as_empty)]]
+
+
+class Playbook(_Model):
+    """One playbook file, validated."""
+
+    name: Annotated[str, BeforeValidator(_playbook_name)]
+    match: Match
+    private: bool = False
+    admins: SlackTargets = ()
+    opsgenie: OpsgenieDefaults | None = None
+    roles: Roles = Field(default_factory=dict)
+    escalation: tuple[EscalationTier, ...] = ()
+    reminders: Reminders = Field(default_factory=Reminders)
+    checklist: tuple[Text, ...] = ()
+    bookmarks: tuple[Bookmark, ...] = ()
+    postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
+
+    @field_validator("escalation", mode="after")
+    @classmethod
+    def _tiers_fit(
+        cls, tiers: tuple[EscalationTier, ...], info: ValidationInfo
+    ) -> tuple[EscalationTier, ...]:
+        errors: list[InitErrorDetails] = []
+        roles = info.data.get("roles")
+        for index, tier in enumerate(tiers):
+            if index and tier.after <= tiers[index - 1].after:
+                before = _format_duration(tiers[index - 1].after)
+                errors.append(
+                    _error(
+                        (index, "after"),
+                        f"`after: {_format_duration(tier.after)}` is not later than "
+                        f"escalation[{index - 1}] (`{before}`)",
+                        "tiers are paged in order and `after` counts from the start of "
+                        "paging, so give each tier a later `after` than the one before",
+                    )
+                )
+            if roles is None:
+                continue  # roles are invalid themselves; those errors are reported already
+            for position, role in enumerate(tier.page):
+                if role not in roles:
+                    errors.append(
+                        _error(
+                            (index, "page", position),
+                            f"unknown role `{role}`",
+                            _role_fix(role, roles),
+                        )
+                    )
+        if errors:
+            raise ValidationError.from_exception_data("escalation", errors)
+        return tiers
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the directory's default playbook."""
+        return self.match.default
+
+    @property
+    def tiers(self) -> tuple[EscalationTier, ...]:
+        """The escalation tiers, in the order they are paged."""
+        return self.escalation
+
+    def roles_paged_at(self, tier_index: int) -> dict[str, Role]:
+        """The roles a tier pages, by name, in the order written; IndexError past the last tier."""
+        return {name: self.roles[name] for name in self.escalation[tier_index].page}
+
+    def reminder_interval(self, severity: Severity) -> timedelta | None:
+        """How often to remind about status updates at severity; None for no reminders."""
+        return self.reminders.status_update_every.get(severity)
+
+    def all_services(self) -> tuple[str, ...]:
+        """The services this playbook is matched by, as written."""
+        return self.match.services
+
+    def opsgenie_key_env(self, target: OpsgenieTarget) -> str:
+        """The variable holding the Opsgenie API key for a role's or tier's target."""
+        if target.api_key_env is not None:
+            return target.api_key_env
+        if self.opsgenie is not None:
+            return self.opsgenie.api_key_env
+        return DEFAULT_OPSGENIE_KEY_ENV
+
+    def slack_targets(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every Slack target in the playbook with where it is written (admins, roles)."""
+        found: list[tuple[tuple[str | int, ...], str]] = [
+            (("admins", index), target) for index, target in enumerate(self.admins)
+        ]
+        for name, role in self.roles.items():
+            found += [(("roles", name, "slack", i), target) for i, target in enumerate(role.slack)]
+        return found
+
+
+def _error(loc: tuple[str | int, ...], message: str, fix: str) -> InitErrorDetails:
+    return InitErrorDetails(type=_fail(message, fix), loc=loc, input=None)
+
+
+def _role_fix(role: str, roles: Iterable[str]) -> str:
+    names = sorted(roles)
+    if not names:
+        return "define it under roles:"
+    close = difflib.get_close_matches(role, names, n=1)
+    hint = f"did you mean `{close[0]}`? Otherwise " if close else ""
+    return f"{hint}define it under roles: or use one of {', '.join(names)}"
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+
+def select_playbook(
+    playbooks: Sequence[Playbook], *, service: str | None, severity: Severity
+) -> Playbook | None:
+    """The playbook for an incident: the most specific service match, else the default."""
+    matches = [p for p in playbooks if p.match.covers(service=service, severity=severity)]
+    if matches:
+        return min(matches, key=lambda p: (_severity_rank(p.match.min_severity), p.name))
+    defaults = sorted((p for p in playbooks if p.is_default), key=lambda p: p.name)
+    return defaults[0] if defaults else None
+
+
+def all_services(playbooks: Iterable[Playbook]) -> list[str]:
+    """Every service any playbook names, once each (case-insensitively), sorted; for menus."""
+    seen: dict[str, str] = {}
+    for playbook in playbooks:
+        for service in playbook.all_services():
+            seen.setdefault(service.casefold(), service)
+    return sorted(seen.values(), key=str.casefold)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+_ENV_FIELDS_OWNER = {
+    "routing_key_env": "pagerduty",
+    "api_key_env": "opsgenie",
+    "url_env": "webhook",
+    "secret_env": "webhook",
+}
+_SECRET_KEYS = {
+    "routing_key": "routing_key_env",
+    "integration_key": "routing_key_env",
+    "service_key": "routing_key_env",
+    "api_key": "api_key_env",
+    "apikey": "api_key_env",
+    "url": "url_env",
+    "webhook_url": "url_env",
+    "secret": "secret_env",
+    "signing_secret": "secret_env",
+    "token": "secret_env",
+    "password": "secret_env",
+    "key": "secret_env",
+}
+# Keys people reach for that are too far from ours for difflib to find.
+_KEY_HINTS: dict[str, dict[str, str]] = {
+    "Bookmark": {"url": "link", "href": "link", "name": "title"},
+    "Match": {"service": "services", "severity": "min_severity"},
+    "EscalationTier": {"delay": "after", "wait": "after", "roles": "page", "notify": "page"},
+    "Playbook": {"tiers": "escalation", "admin": "admins", "bookmark": "bookmarks"},
+    "Reminders": {"status_updates": "status_update_every", "every": "status_update_every"},
+}
+_MISSING_FIXES = {
+    "match": "add `match: {services: [...]}`, or `match: {default: true}` for the default playbook",
+    "routing_key_env": "add `routing_key_env: PD_DB_KEY`, the variable holding the routing key",
+    "api_key_env": "add `api_key_env: OG_KEY`, the variable holding the Opsgenie API key",
+    "url_env": "add `url_env: HOOK_URL`, the variable holding the webhook's URL",
+    "after": "add `after: 5m`, when this tier is paged if nobody has acknowledged",
+    "type": "add `type:` team, user, escalation or schedule",
+    "title": "add `title: ...`, the bookmark's name in the channel",
+    "link": 'add `link: "https://…"`',
+}
+_TYPE_ERRORS = {
+    "model_type": ("expected a mapping", "write `key: value` pairs"),
+    "dict_type": ("expected a mapping", "write `key: value` pairs"),
+    "model_attributes_type": ("expected a mapping", "write `key: value` pairs"),
+    "tuple_type": ("expected a list", "write `[a, b]`, or one `- item` per line"),
+    "list_type": ("expected a list", "write `[a, b]`, or one `- item` per line"),
+    "bool_type": ("expected true or false", "write `true` or `false`"),
+    "bool_parsing": ("expected true or false", "write `true` or `false`"),
+    "string_type": ("expected text", "write a string; quote it if it contains `:` or `#`"),
+}
+
+
+@dataclass(frozen=True)
+class PlaybookFile:
+    """A playbook that loaded, with its file and YAML nodes, to point at its lines."""
+
+    file: str
+    playbook: Playbook
+    root: yaml.Node
+
+    def problem(
+        self, loc: Sequence[str | int], *, message: str, fix: str, at_key: bool = False
+    ) -> PlaybookProblem:
+        """A problem located at loc (a path like `("roles", "ops", "slack", 0)`) in this file."""
+        line, column = _locate(self.root, loc, at_key=at_key)
+        return PlaybookProblem(self.file, line, column, _format_path(loc), message, fix)
+
+
+def load_playbook(text: str, *, filename: str) -> Playbook:
+    """Validate one playbook file's text; raise PlaybookInvalid with every problem in it."""
+    loaded, problems = _load_file(text, filename=filename)
+    if loaded is None:
+        raise PlaybookInvalid(problems)
+    return loaded.playbook
+
+
+def check_playbook_files(
+    files: Mapping[str, str],
+) -> tuple[list[PlaybookFile], list[PlaybookProblem]]:
+    """Validate several files (name → text) and the rules between them; never raises."""
+    loaded: list[PlaybookFile] = []
+    problems: list[PlaybookProblem] = []
+    for filename, text in files.items():
+        one, found = _load_file(text, filename=filename)
+        problems += found
+        if one is not None:
+            loaded.append(one)
+    problems += _cross_file_problems(loaded)
+    order = {filename: index for index, filename in enumerate(files)}
+    problems.sort(key=lambda p: (order.get(p.file, len(order)), p.line, p.column))
+    return loaded, problems
+
+
+def load_playbooks(files: Mapping[str, str]) -> list[Playbook]:
+    """Validate several files (name → text); raise PlaybookInvalid listing every problem."""
+    loaded, problems = check_playbook_files(files)
+    if problems:
+        raise PlaybookInvalid(problems)
+    return [one.playbook for one in loaded]
+
+
+def _cross_file_problems(loaded: Sequence[PlaybookFile]) -> list[PlaybookProblem]:
+    problems: list[PlaybookProblem] = []
+    names: dict[str, PlaybookFile] = {}
+    default: PlaybookFile | None = None
+    for one in loaded:
+        first = names.setdefault(one.playbook.name.casefold(), one)
+        if first is not one:
+            problems.append(
+                one.problem(
+                    ("name",),
+                    message=f"the playbook name `{one.playbook.name}` is already used by "
+                    f"{first.file}",
+                    fix="give each playbook its own `name:` (without `name:`, the file name "
+                    "is the name)",
+                )
+            )
+        if one.playbook.is_default:
+            if default is None:
+                default = one
+            else:
+                problems.append(
+                    one.problem(
+                        ("match", "default"),
+                        message=f"a second default playbook ({default.file} is the default)",
+                        fix="keep `default: true` in one playbook only",
+                    )
+                )
+    return problems
+
+
+def _load_file(text: str, *, filename: str) -> tuple[PlaybookFile | None, list[PlaybookProblem]]:
+    root, data, problems = _parse_yaml(text, filename=filename)
+    if problems:
+        return None, problems
+    if root is None:
+        return None, [
+            PlaybookProblem(
+                filename,
+                1,
+                1,
+                "",
+                "the file is empty",
+                "a playbook needs at least `match:`; start from playbooks/default.yaml",
+            )
+        ]
+    if not isinstance(data, dict):
+        return None, [
+            PlaybookProblem(
+                filename,
+                root.start_mark.line + 1,
+                root.start_mark.column + 1,
+                "",
+                "a playbook is a mapping of keys such as `name:`, `match:` and `roles:`",
+                "write `key: value` lines at the top level; see playbooks/default.yaml",
+            )
+        ]
+    problems = _duplicate_keys(root, filename=filename)
+    fields = dict(data)
+    fields.setdefault("name", PurePath(filename).stem)
+    try:
+        playbook = Playbook.model_validate(fields)
+    except ValidationError as exc:
+        problems += _translate(exc, root=root, data=fields, filename=filename)
+        problems.sort(key=lambda p: (p.line, p.column))
+        return None, problems
+    if problems:
+        return None, problems
+    return PlaybookFile(filename, playbook, root), []
+
+
+def _parse_yaml(
+    text: str, *, filename: str
+) -> tuple[yaml.Node | None, object, list[PlaybookProblem]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        detail = exc.problem or exc.context or "not valid YAML"
+        fix = _yaml_fix(detail)
+        opened = exc.context_mark
+        if exc.problem and exc.context and opened is not None and opened is not mark:
+            detail += f" ({exc.context} on line {opened.line + 1})"
+            if "flow mapping" in exc.context or "flow sequence" in exc.context:
+                bracket = "{" if "mapping" in exc.context else "["
+                fix = f"close the `{bracket}` opened on line {opened.line + 1}"
+        problem = PlaybookProblem(filename, line, column, "", f"YAML syntax error: {detail}", fix)
+        return None, None, [problem]
+    except yaml.YAMLError as exc:
+        return None, None, [PlaybookProblem(filename, 0, 0, "", f"not readable YAML: {exc}", "")]
+    finally:
+        loader.dispose()
+    return root, data, []
+
+
+def _yaml_fix(detail: str) -> str:
+    if "'@'" in detail or "'`'" in detail:
+        return 'quote values that start with `@`, e.g. `"@alice"`'
+    if "'\\t'" in detail:
+        return "indent with spaces, not tabs"
+    if "mapping values are not allowed" in detail:
+        return "quote text that contains `: `, or fix the indentation of this line"
+    if "expected a single document" in detail:
+        return "keep one playbook per file and remove the `---` separators"
+    return "check the indentation and quoting on this line and the line before it"
+
+
+def _duplicate_keys(root: yaml.Node, *, filename: str) -> list[PlaybookProblem]:
+    problems: list[PlaybookProblem] = []
+
+    def walk(node: yaml.Node, loc: tuple[str | int, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                if name is not None and name != "<<":
+                    if name in seen:
+                        problems.append(
+                            PlaybookProblem(
+                                filename,
+                                key.start_mark.line + 1,
+                                key.start_mark.column + 1,
+                                _format_path((*loc, name)),
+                                f"`{name}` is written twice here",
+                                "merge the two: YAML silently keeps only the last one",
+                            )
+                        )
+                    seen.add(name)
+                walk(value, (*loc, name if name is not None else "?"))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*loc, index))
+
+    walk(root, ())
+    return problems
+
+
+def _translate(
+    exc: ValidationError, *, root: yaml.Node, data: Mapping[str, Any], filename: str
+) -> list[PlaybookProblem]:
+    problems: list[PlaybookProblem] = []
+    errors = exc.errors(include_url=False)
+    # A key written under a wrong name (`url:` for `link:`, an inline `routing_key:`) also
+    # makes the right one missing; saying so twice is noise.
+    meant: set[tuple[str | int, ...]] = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            loc = tuple(error["loc"])
+            meant.add((*loc[:-1], _unknown_key(loc, data)[2]))
+    for error in errors:
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        ctx = error.get("ctx") or {}
+        at_key = False
+        if kind == "playbook":
+            message, fix = str(ctx["message"]), str(ctx.get("fix", ""))
+        elif kind == "extra_forbidden":
+            message, fix, _ = _unknown_key(loc, data)
+            at_key = True
+        elif kind == "missing" and loc in meant:
+            continue
+        elif kind == "missing":
+            key = str(loc[-1])
+            message = f"`{key}` is missing"
+            fix = _MISSING_FIXES.get(key, f"add `{key}:`")
+        elif kind in _TYPE_ERRORS:
+            message, fix = _TYPE_ERRORS[kind]
+        else:
+            message, fix = str(error["msg"]), ""
+        line, column = _locate(root, loc, at_key=at_key)
+        problems.append(PlaybookProblem(filename, line, column, _format_path(loc), message, fix))
+    return problems
+
+
+def _unknown_key(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Message, fix, and the key that was probably meant ("" when none)."""
+    key = str(loc[-1])
+    model = _model_at(loc[:-1])
+    allowed = sorted(model.model_fields) if model is not None else []
+    owner = model.__name__ if model is not None else ""
+    hint = _KEY_HINTS.get(owner, {}).get(key.lower())
+    if hint is None and _is_secret_key(key):
+        env_field = _secret_env_field(key, allowed)
+        variable = _suggest_variable(env_field, data)
+        block = _ENV_FIELDS_OWNER[env_field]
+        written = f"{env_field}: {variable}"
+        if env_field not in allowed:
+            written = f"{block}: {{{written}}}"
+        fix = f"secrets stay in the environment: write `{written}` and set {variable}"
+        return "a secret written inline", fix, env_field
+    if hint is None:
+        close = difflib.get_close_matches(key.lower(), allowed, n=1, cutoff=0.6)
+        hint = close[0] if close else None
+    if hint is not None:
+        return f"unknown key `{key}`", f"did you mean `{hint}`?", hint
+    fix = "use one of " + ", ".join(allowed) if allowed else ""
+    return f"unknown key `{key}`", fix, ""
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    if lowered.endswith("_env"):
+        return False
+    return lowered in _SECRET_KEYS or lowered.endswith(
+        ("_key", "_token", "_secret", "_password", "_url")
+    )
+
+
+def _secret_env_field(key: str, allowed: Sequence[str]) -> str:
+    lowered = key.lower()
+    own = [name for name in allowed if name in _ENV_FIELDS_OWNER]
+    if own == ["routing_key_env"] or own == ["api_key_env"]:
+        return own[0]
+    if own:  # a webhook: the URL or its signing secret
+        return "url_env" if "url" in lowered else "secret_env"
+    if lowered in _SECRET_KEYS:
+        return _SECRET_KEYS[lowered]
+    return "url_env" if lowered.endswith("_url") else "secret_env"
+
+
+def _suggest_variable(env_field: str, data: Mapping[str, Any]) -> str:
+    name = data.get("name")
+    stem = re.sub(r"[^A-Z0-9]+", "_", str(name).upper()).strip("_") if name else ""
+    stem = stem if stem and stem[0].isalpha() else "PLAYBOOK"
+    return {
+        "routing_key_env": f"PD_{stem}_KEY",
+        "api_key_env": f"OG_{stem}_KEY",
+        "url_env": f"{stem}_WEBHOOK_URL",
+        "secret_env": f"{stem}_WEBHOOK_SECRET",
+    }[env_field]
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin is Union or origin is types.UnionType:
+            members = [arg for arg in get_args(annotation) if arg is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    annotation: Any = Playbook
+    for element in loc:
+        annotation = _unwrap(annotation)
+        origin = get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(element))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif origin in (tuple, list):
+            annotation = get_args(annotation)[0]
+        elif origin is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _locate(root: yaml.Node, loc: Sequence[str | int], *, at_key: bool) -> tuple[int, int]:
+    node = root
+    key_node: yaml.Node | None = None
+    for index, element in enumerate(loc):
+        if element == "[key]":
+            node = key_node or node
+            break
+        if isinstance(node, yaml.MappingNode):
+            found = [
+                (key, value)
+                for key, value in node.value
+                if isinstance(key, yaml.ScalarNode) and key.value == str(element)
+            ]
+            if not found:
+                break
+            key_node, node = found[-1]  # YAML keeps the last of duplicate keys
+            if at_key and index == len(loc) - 1:
+                node = key_node
+        elif isinstance(node, yaml.SequenceNode) and isinstance(element, int):
+            if not 0 <= element < len(node.value):
+                break
+            node = node.value[element]
+        else:
+            break
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _format_path(loc: Sequence[str | int]) -> str:
+    path = ""
+    for element in loc:
+        if element == "[key]":
+            continue
+        if isinstance(element, int):
+            path += f"[{element}]"
+        else:
+            path += f".{element}" if path else str(element)
+    return path

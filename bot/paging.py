@@ -1,0 +1,746 @@
+"""Paging: who is paged, when, through what; escalation until someone acknowledges.
+
+At declaration the playbook's people are found (handles, emails, user groups), given their
+roles, invited and paged by Slack DM; roles whose pager no escalation tier names are paged
+at once. Tier i is paged `after` the declaration unless someone acknowledged by then; a role's
+`ack_timeout` brings the next tier forward. Every page, acknowledgement and escalation is a
+timeline entry. A pager that still fails after its retries hands over to the Slack DM of the
+role's people (or the commander), and the channel is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import usecases
+from bot.core import grammar
+from bot.core.clock import humanize_duration
+from bot.core.enums import EntryKind, EntrySource, PageState, Severity, Status
+from bot.core.lifecycle import COMMANDER_ROLE, TimelineEvent, severity_label
+from bot.core.playbooks import Playbook, Role, select_playbook
+from bot.db.models import Incident, Page, SideEffect
+from bot.db.repo import IncidentRepo, PageRepo
+from bot.errors import PagerFailed, UserError
+from bot.outbox import (
+    EffectKind,
+    Executor,
+    enqueue,
+    enqueue_cancel,
+    enqueue_post,
+    enqueue_timer,
+)
+from bot.pagers.base import Pager, PageRequest, dedup_key_for
+from bot.pagers.opsgenie import OpsgeniePager
+from bot.pagers.pagerduty import PagerDutyPager
+from bot.pagers.slack_dm import SlackDMPager
+from bot.pagers.webhook import WebhookPager
+from bot.services import Services
+from bot.slack import blocks
+from bot.timers import TimerKind, checklist_key, escalation_key
+from bot.usecases import Asked, Origin, Reply, find_incident, transaction
+
+log = logging.getLogger(__name__)
+
+CHECKLIST_NUDGE_AFTER = timedelta(minutes=15)
+
+SLACK = "slack"
+PAGERDUTY = "pagerduty"
+OPSGENIE = "opsgenie"
+WEBHOOK = "webhook"
+
+
+# -- at declaration ------------------------------------------------------------------------
+
+
+async def plan_declaration(
+    session: AsyncSession, services: Services, incident: Incident, playbook: Playbook
+) -> None:
+    """Inside the declaring transaction: who gets paged now, which tiers later, reminders."""
+    assert incident.id is not None
+    now = incident.declared_at
+    await enqueue(session, kind=EffectKind.STAFF_ROLES, incident_id=incident.id, now=now)
+    tiered = {name for tier in playbook.tiers for name in tier.page}
+    for name, role in playbook.roles.items():
+        if role.has_pager and name not in tiered:
+            await _record_pages(session, services, incident, role_name=name, role=role, tier=0)
+    for index, tier in enumerate(playbook.tiers, start=1):
+        await enqueue_timer(
+            session,
+            incident_id=incident.id,
+            kind=TimerKind.ESCALATE,
+            key=escalation_key(incident.id, index),
+            at=now + tier.after,
+            payload={"incident_id": incident.id, "tier": index},
+            now=now,
+        )
+    # Pages first; what follows only helps the people who come.
+    await usecases.reset_status_reminder(session, services, incident)
+    if playbook.checklist:
+        items = "\n".join(f"• {blocks.escape_mrkdwn(item)}" for item in playbook.checklist)
+        await enqueue_post(
+            session,
+            incident_id=incident.id,
+            now=now,
+            to="incident",
+            text=f":clipboard: Checklist ({playbook.name}):\n{items}",
+        )
+        await enqueue_timer(
+            session,
+            incident_id=incident.id,
+            kind=TimerKind.CHECKLIST_NUDGE,
+            key=checklist_key(incident.id),
+            at=now + CHECKLIST_NUDGE_AFTER,
+            payload={"incident_id": incident.id},
+            now=now,
+        )
+    for bookmark in playbook.bookmarks:
+        await enqueue(
+            session,
+            kind=EffectKind.BOOKMARK,
+            incident_id=incident.id,
+            now=now,
+            payload={"title": bookmark.title, "link": str(bookmark.link)},
+        )
+
+
+async def _record_pages(
+    session: AsyncSession,
+    services: Services,
+    incident: Incident,
+    *,
+    role_name: str | None,
+    role: Role | None,
+    tier: int,
+    people: Sequence[str] = (),
+    message: str | None = None,
+    tier_opsgenie: bool = False,
+) -> list[Page]:
+    """Page rows (and their PAGE side effects) for a role's pagers and its people's DMs."""
+    assert incident.id is not None
+    now = services.clock.now()
+    targets: list[tuple[str, str]] = []
+    if role is not None:
+        if role.pagerduty is not None:
+            targets.append((PAGERDUTY, role.pagerduty.routing_key_env))
+        if role.opsgenie is not None:
+            targets.append((OPSGENIE, role_name or ""))
+        if role.webhook is not None:
+            targets.append((WEBHOOK, role.webhook.url_env))
+    if tier_opsgenie:
+        targets.append((OPSGENIE, f"tier {tier}"))
+    targets += [(SLACK, user) for user in people]
+    pages = []
+    for provider, target in targets:
+        key_role = role_name if not tier_opsgenie or provider != OPSGENIE else f"tier-{tier}"
+        page = Page(
+            incident_id=incident.id,
+            role=role_name,
+            provider=provider,
+            target=target,
+            dedup_key=dedup_key_for(ref=incident.ref, role=key_role),
+            message=message,
+            tier=tier,
+            state=PageState.TRIGGERED,
+            created_at=now,
+        )
+        session.add(page)
+        pages.append(page)
+    await session.flush()
+    repo = IncidentRepo(session)
+    for page in pages:
+        who = f"<@{page.target}>" if page.provider == SLACK else _provider_name(page.provider)
+        what = f"Paged {role_name} ({who})" if role_name else f"Paged {who}"
+        if tier_opsgenie and page.provider == OPSGENIE:
+            what = f"Paged the Opsgenie responders of escalation tier {tier}"
+        repo.record(
+            incident,
+            [TimelineEvent(EntryKind.PAGE, now, what + (f": {message}" if message else ""), None)],
+            recorded_at=now,
+            source=EntrySource.SYSTEM,
+        )
+        await enqueue(
+            session,
+            kind=EffectKind.PAGE,
+            incident_id=incident.id,
+            now=now,
+            payload={"page_id": page.id},
+        )
+    return pages
+
+
+def _provider_name(provider: str) -> str:
+    return {PAGERDUTY: "PagerDuty", OPSGENIE: "Opsgenie", WEBHOOK: "webhook"}.get(
+        provider, provider
+    )
+
+
+async def declare_incident(
+    services: Services,
+    *,
+    actor: str,
+    title: str,
+    severity: Severity | None = None,
+    private: bool = False,
+    service: str | None = None,
+    impact: str | None = None,
+    origin: Origin | None = None,
+    response_url: str | None = None,
+) -> Reply:
+    """Declare under the playbook that fits the service and severity (if any)."""
+    severity = severity or Severity.SEV3
+    playbook = select_playbook(services.playbooks, service=service, severity=severity)
+    plan = None
+    if playbook is not None:
+
+        async def plan(session: AsyncSession, incident: Incident) -> None:
+            await plan_declaration(session, services, incident, playbook)
+
+    return await usecases.declare(
+        services,
+        actor=actor,
+        title=title,
+        severity=severity,
+        private=private or (playbook is not None and playbook.private),
+        service=service,
+        impact=impact,
+        origin=origin,
+        response_url=response_url,
+        playbook=playbook.name if playbook else None,
+        plan=plan,
+    )
+
+
+# -- delivering a page ---------------------------------------------------------------------
+
+
+class Paging:
+    """Side-effect executors and timer handlers for pages; bound to the services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def executors(self) -> dict[str, Executor]:
+        return {
+            EffectKind.STAFF_ROLES: self.staff_roles,
+            EffectKind.PAGE: self.page,
+            EffectKind.ACK_PAGES: self.ack_pages,
+            EffectKind.RESOLVE_PAGES: self.resolve_pages,
+        }
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _load(self, incident_id: int) -> tuple[Incident, Playbook | None]:
+        async with self.services.sessions() as session:
+            incident = await IncidentRepo(session).by_id(incident_id)
+        assert incident is not None
+        return incident, self.services.playbook(incident.playbook)
+
+    def _request(self, incident: Incident, page: Page) -> PageRequest:
+        role = f" — page for {page.role}" if page.role else ""
+        channel = None
+        if incident.channel_id:
+            channel = f"https://slack.com/app_redirect?channel={incident.channel_id}"
+        return PageRequest(
+            ref=incident.ref,
+            title=incident.title,
+            severity=incident.severity,
+            dedup_key=page.dedup_key,
+            summary=f"{incident.ref} ({severity_label(incident.severity)}): {incident.title}{role}",
+            message=page.message,
+            role=page.role,
+            channel_url=channel,
+            page_id=page.id or 0,
+            external_id=page.external_ref,
+        )
+
+    def pager_for(self, incident: Incident, playbook: Playbook | None, page: Page) -> Pager:
+        """The pager behind a page row; PagerFailed(retryable=False) when it cannot exist."""
+        settings, env = self.services.settings, self.services.environ
+        retry = self.services.pager_retry
+        if page.provider == SLACK:
+            return SlackDMPager(client=self.services.slack, user_id=page.target, retry=retry)
+        if playbook is None:
+            raise PagerFailed(
+                page.provider, f"playbook `{incident.playbook}` is gone", retryable=False
+            )
+        role = playbook.roles.get(page.role or "")
+        try:
+            if page.provider == PAGERDUTY and role is not None and role.pagerduty is not None:
+                return PagerDutyPager(
+                    routing_key=_secret(env, role.pagerduty.routing_key_env),
+                    events_url=settings.PAGERDUTY_EVENTS_URL,
+                    http=self.services.http,
+                    retry=retry,
+                )
+            if page.provider == OPSGENIE:
+                target = role.opsgenie if role is not None else None
+                if target is None and page.tier >= 1 and page.tier <= len(playbook.tiers):
+                    target = playbook.tiers[page.tier - 1].opsgenie
+                if target is not None:
+                    return OpsgeniePager(
+                        api_key=_secret(env, playbook.opsgenie_key_env(target)),
+                        api_url=settings.OPSGENIE_API_URL,
+                        responders=[r.model_dump(exclude_none=True) for r in target.responders],
+                        priority=target.priority,
+                        http=self.services.http,
+                        retry=retry,
+                    )
+            if page.provider == WEBHOOK and role is not None and role.webhook is not None:
+                secret = role.webhook.secret_env
+                return WebhookPager(
+                    url=_secret(env, role.webhook.url_env),
+                    secret=_secret(env, secret) if secret else None,
+                    http=self.services.http,
+                    retry=retry,
+                )
+        except ValueError as exc:
+            raise PagerFailed(page.provider, str(exc), retryable=False) from None
+        raise PagerFailed(
+            page.provider, "the playbook no longer defines this pager", retryable=False
+        )
+
+    # -- executors ----------------------------------------------------------------------------
+
+    async def page(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        """Send one page; after its retries fail, fall back to Slack DMs and tell the channel."""
+        await self.deliver(int(payload["page_id"]))
+
+    async def deliver(self, page_id: int) -> None:
+        async with self.services.sessions() as session:
+            page = await session.get(Page, page_id)
+        assert page is not None
+        if page.state is not PageState.TRIGGERED or page.external_ref is not None:
+            return  # already delivered, acknowledged or given up
+        incident, playbook = await self._load(page.incident_id)
+        try:
+            pager = self.pager_for(incident, playbook, page)
+            receipt = await pager.trigger(self._request(incident, page))
+        except PagerFailed as failure:
+            await self._fall_back(incident, playbook, page, failure)
+            return
+        await self._save_page(page_id, external_ref=receipt.external_id or "sent")
+        if page.role and playbook is not None:
+            await self._bring_escalation_forward(incident, playbook, page)
+
+    async def _save_page(self, page_id: int, **values: Any) -> None:
+        async with self.services.sessions() as session, session.begin():
+            page = await session.get(Page, page_id, with_for_update=True)
+            assert page is not None
+            for name, value in values.items():
+                setattr(page, name, value)
+
+    async def _bring_escalation_forward(
+        self, incident: Incident, playbook: Playbook, page: Page
+    ) -> None:
+        """A role's ack_timeout makes the next tier come sooner than its `after`."""
+        role = playbook.roles.get(page.role or "")
+        next_tier = page.tier + 1
+        if role is None or role.ack_timeout is None or next_tier > len(playbook.tiers):
+            return
+        assert incident.id is not None
+        at = min(
+            self.services.clock.now() + role.ack_timeout,
+            incident.declared_at + playbook.tiers[next_tier - 1].after,
+        )
+        async with transaction(self.services) as session:
+            await enqueue_timer(
+                session,
+                incident_id=incident.id,
+                kind=TimerKind.ESCALATE,
+                key=escalation_key(incident.id, next_tier),
+                at=at,
+                payload={"incident_id": incident.id, "tier": next_tier},
+                now=self.services.clock.now(),
+            )
+
+    async def _fall_back(
+        self,
+        incident: Incident,
+        playbook: Playbook | None,
+        page: Page,
+        failure: PagerFailed,
+    ) -> None:
+        """The page could not go out: record why, DM the people instead, tell the channel."""
+        assert incident.id is not None
+        async with transaction(self.services) as session:
+            row = await session.get(Page, page.id, with_for_update=True)
+            assert row is not None
+            row.state = PageState.FAILED
+            row.error = str(failure)
+            repo = IncidentRepo(session)
+            roles = await repo.roles(incident.id)
+            people = [] if page.provider == SLACK else roles.get(page.role or "", [])
+            if page.provider != SLACK and not people:
+                people = roles.get(COMMANDER_ROLE, [])
+            already = {
+                p.target
+                for p in await PageRepo(session).of_incident(incident.id)
+                if p.provider == SLACK and p.tier == page.tier
+            }
+            fallback = [person for person in people if person not in already]
+            what = f"Paging {page.role or 'responders'} through {_provider_name(page.provider)}"
+            if page.provider == SLACK:
+                what = f"The Slack DM page to <@{page.target}>"
+            instead = ", ".join(f"<@{p}>" for p in fallback)
+            text = f"{what} failed ({failure.reason})" + (
+                f"; paged {instead} by Slack DM instead." if fallback else "."
+            )
+            now = self.services.clock.now()
+            repo.record(
+                incident,
+                [TimelineEvent(EntryKind.PAGE, now, text, None)],
+                recorded_at=now,
+                source=EntrySource.SYSTEM,
+            )
+            await enqueue_post(
+                session, incident_id=incident.id, now=now, to="incident", text=f":warning: {text}"
+            )
+            if fallback:
+                await _record_pages(
+                    session,
+                    self.services,
+                    incident,
+                    role_name=page.role,
+                    role=None,
+                    tier=page.tier,
+                    people=fallback,
+                    message=page.message,
+                )
+
+    async def staff_roles(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        """Find the playbook's people, give them their roles, invite and DM-page them."""
+        assert effect.incident_id is not None
+        incident, playbook = await self._load(effect.incident_id)
+        if playbook is None:
+            return
+        found: dict[str, list[str]] = {}
+        missing: dict[str, list[str]] = {}
+        for name, role in playbook.roles.items():
+            people: list[str] = []
+            for target in role.slack:
+                members = await self.services.directory.members(target)
+                if not members:
+                    missing.setdefault(name, []).append(target)
+                people += [m for m in members if m not in people]
+            found[name] = people
+        tiered = {name for tier in playbook.tiers for name in tier.page}
+        pages: list[Page] = []
+        async with transaction(self.services) as session:
+            repo = IncidentRepo(session)
+            now = self.services.clock.now()
+            events: list[TimelineEvent] = []
+            invite: list[str] = []
+            for name, people in found.items():
+                role = playbook.roles[name]
+                if not people:
+                    if role.slack or role.required:
+                        wanted = ", ".join(f"`{t}`" for t in missing.get(name, [])) or "nobody"
+                        events.append(
+                            TimelineEvent(
+                                EntryKind.ROLE,
+                                now,
+                                f"Nobody could be found for the {name} role ({wanted})",
+                                None,
+                            )
+                        )
+                    continue
+                holders = people[:1] if name == COMMANDER_ROLE else people
+                for person in holders:
+                    await repo.assign(incident.id or 0, role=name, user_id=person, by=None, at=now)
+                    events.append(
+                        TimelineEvent(EntryKind.ROLE, now, f"<@{person}> is now {name}", None)
+                    )
+                invite += [p for p in people if p not in invite]
+                if name not in tiered:
+                    paged = [p for p in people if p != incident.declared_by]
+                    pages += await _record_pages(
+                        session,
+                        self.services,
+                        incident,
+                        role_name=name,
+                        role=None,
+                        tier=0,
+                        people=paged,
+                    )
+            repo.record(incident, events, recorded_at=now, source=EntrySource.SYSTEM)
+            for event in events:
+                if event.text.startswith("Nobody"):
+                    await enqueue_post(
+                        session,
+                        incident_id=incident.id,
+                        now=now,
+                        to="incident",
+                        text=f":warning: {event.text}.",
+                    )
+            if invite:
+                await enqueue(
+                    session,
+                    kind=EffectKind.INVITE,
+                    incident_id=incident.id,
+                    now=now,
+                    payload={"users": invite},
+                )
+            await enqueue(session, kind=EffectKind.SYNC_CARD, incident_id=incident.id, now=now)
+        # The DMs leave now, before the card and topic further down the outbox.
+        for page in pages:
+            await self.deliver(page.id or 0)
+
+    async def ack_pages(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        """Tell PagerDuty, Opsgenie and webhooks that the incident was acknowledged."""
+        await self._tell_providers(effect, acknowledge=True)
+
+    async def resolve_pages(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        """Close the incident's alerts at every provider."""
+        await self._tell_providers(effect, acknowledge=False)
+
+    async def _tell_providers(self, effect: SideEffect, *, acknowledge: bool) -> None:
+        assert effect.incident_id is not None
+        incident, playbook = await self._load(effect.incident_id)
+        async with self.services.sessions() as session:
+            pages = await PageRepo(session).of_incident(effect.incident_id)
+        told: set[tuple[str, str]] = set()
+        for page in pages:
+            key = (page.provider, page.dedup_key)
+            if page.provider == SLACK or page.state is PageState.FAILED or key in told:
+                continue
+            told.add(key)
+            try:
+                pager = self.pager_for(incident, playbook, page)
+                request = self._request(incident, page)
+                if acknowledge:
+                    await pager.acknowledge(request)
+                else:
+                    await pager.resolve(request)
+            except PagerFailed as failure:
+                if failure.retryable:
+                    raise  # the runner tries the whole effect again later
+                log.warning("could not tell %s about %s: %s", page.provider, incident.ref, failure)
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ValueError(f"{name} is not set in the environment")
+    return value
+
+
+# -- escalation, acknowledgement, paging on demand ----------------------------------------
+
+
+async def escalate(services: Services, *, incident_id: int, tier: int, actor: str | None) -> bool:
+    """Page tier `tier` unless someone acknowledged or it was paged already; True if it was."""
+    async with services.sessions() as session:
+        incident = await IncidentRepo(session).by_id(incident_id)
+        pages = await PageRepo(session).of_incident(incident_id)
+    assert incident is not None
+    playbook = services.playbook(incident.playbook)
+    if (
+        playbook is None
+        or incident.status is Status.RESOLVED
+        or tier < 1
+        or tier > len(playbook.tiers)
+        or any(p.state is PageState.ACKNOWLEDGED for p in pages)
+        or any(p.tier >= tier for p in pages)
+    ):
+        return False
+    spec = playbook.tiers[tier - 1]
+    async with transaction(services) as session:
+        repo = IncidentRepo(session)
+        roles = await repo.roles(incident_id)
+        now = services.clock.now()
+        who = [*spec.page] + (["Opsgenie responders"] if spec.opsgenie is not None else [])
+        why = (
+            f"by <@{actor}>"
+            if actor
+            else f"nobody acknowledged within {humanize_duration(now - incident.declared_at)}"
+        )
+        repo.record(
+            incident,
+            [
+                TimelineEvent(
+                    EntryKind.ESCALATION,
+                    now,
+                    f"Escalated to tier {tier} ({', '.join(who)}): {why}",
+                    actor,
+                )
+            ],
+            recorded_at=now,
+            source=EntrySource.SYSTEM if actor is None else EntrySource.PERSON,
+        )
+        for name in spec.page:
+            await _record_pages(
+                session,
+                services,
+                incident,
+                role_name=name,
+                role=playbook.roles[name],
+                tier=tier,
+                people=roles.get(name, []),
+            )
+        if spec.opsgenie is not None:
+            await _record_pages(
+                session,
+                services,
+                incident,
+                role_name=None,
+                role=None,
+                tier=tier,
+                tier_opsgenie=True,
+            )
+        await enqueue_post(
+            session,
+            incident_id=incident_id,
+            now=now,
+            to="incident",
+            text=f":rotating_light: Escalated to tier {tier}: {', '.join(who)}.",
+        )
+    return True
+
+
+async def acknowledge(
+    services: Services,
+    *,
+    page_id: int | None = None,
+    incident_id: int | None = None,
+    by: str,
+    by_name: str | None = None,
+) -> Reply:
+    """Someone took the page: escalation stops, the providers are told, the timeline says when."""
+    async with services.sessions() as session:
+        page = await session.get(Page, page_id) if page_id is not None else None
+        if page is not None:
+            incident_id = page.incident_id
+        pages = await PageRepo(session).of_incident(incident_id) if incident_id else []
+    if incident_id is None or not pages:
+        raise UserError("That page no longer exists.")
+    if any(p.state is PageState.ACKNOWLEDGED for p in pages):
+        first = next(p for p in pages if p.state is PageState.ACKNOWLEDGED)
+        raise UserError(f"Already acknowledged by {_who(first.acknowledged_by)}.")
+    async with transaction(services) as session:
+        repo = IncidentRepo(session)
+        incident = await repo.by_id(incident_id, for_update=True)
+        assert incident is not None
+        now = services.clock.now()
+        taken = page or pages[0]
+        row = await session.get(Page, taken.id, with_for_update=True)
+        assert row is not None
+        row.state = PageState.ACKNOWLEDGED
+        row.acknowledged_at = now
+        row.acknowledged_by = by[:64]
+        first_page = min(p.created_at for p in pages)
+        after = humanize_duration(now - first_page)
+        role = f" for {taken.role}" if taken.role else ""
+        who = _who(by) if by_name is None else by_name
+        repo.record(
+            incident,
+            [
+                TimelineEvent(
+                    EntryKind.ACK,
+                    now,
+                    f"{who} acknowledged the page{role} (after {after})",
+                    by if by.startswith(("U", "W")) else None,
+                )
+            ],
+            recorded_at=now,
+            source=EntrySource.PERSON,
+        )
+        await enqueue_cancel(
+            session, incident_id=incident_id, prefixes=[f"escalate:{incident_id}:"], now=now
+        )
+        await enqueue(session, kind=EffectKind.ACK_PAGES, incident_id=incident_id, now=now)
+        await enqueue_post(
+            session,
+            incident_id=incident_id,
+            now=now,
+            to="incident",
+            text=f":white_check_mark: {who} acknowledged the page{role} after {after}; "
+            "escalation stopped.",
+        )
+    return Reply(f"Thanks — you acknowledged {incident.ref}; escalation stopped.")
+
+
+def _who(user: str | None) -> str:
+    if user and user.startswith(("U", "W")):
+        return f"<@{user}>"
+    return user or "someone"
+
+
+async def escalate_now(services: Services, *, page_id: int, actor: str) -> Reply:
+    """The Escalate button: page the next tier at once."""
+    async with services.sessions() as session:
+        page = await session.get(Page, page_id)
+        pages = await PageRepo(session).of_incident(page.incident_id) if page else []
+    if page is None:
+        raise UserError("That page no longer exists.")
+    tier = max(p.tier for p in pages) + 1
+    if not await escalate(services, incident_id=page.incident_id, tier=tier, actor=actor):
+        raise UserError("There is no further tier to escalate to, or the page was acknowledged.")
+    return Reply(f"Escalated to tier {tier}.")
+
+
+async def page_now(
+    services: Services,
+    *,
+    asked: Asked,
+    target: str | grammar.UserRef | grammar.GroupRef,
+    message: str | None,
+) -> Reply:
+    """`/incident page ROLE|@user [message]`: page now, outside the schedule."""
+    incident_id = await find_incident(services, asked=asked)
+    people: list[str] = []
+    role_name: str | None = None
+    role: Role | None = None
+    async with services.sessions() as session:
+        incident = await IncidentRepo(session).by_id(incident_id)
+        roles = await IncidentRepo(session).roles(incident_id)
+        pages = await PageRepo(session).of_incident(incident_id)
+    assert incident is not None
+    playbook = services.playbook(incident.playbook)
+    if isinstance(target, str):
+        role_name = target
+        role = playbook.roles.get(target) if playbook else None
+        people = roles.get(target, [])
+        if role is None and not people:
+            known = sorted(set(roles) | set(playbook.roles if playbook else ()))
+            raise UserError(
+                f"`{target}` is not a role of {incident.ref}: page one of "
+                f"{', '.join(known) or 'its people by @name'} (`{grammar.USAGE['page']}`)."
+            )
+    elif isinstance(target, grammar.GroupRef):
+        people = await services.directory.members(target.id)
+        if not people:
+            raise UserError(f"The user group <!subteam^{target.id}> has nobody in it to page.")
+    else:
+        people = [await services.directory.resolve(target)]
+    tier = max((p.tier for p in pages), default=0)
+    async with transaction(services) as session:
+        locked = await IncidentRepo(session).by_id(incident_id, for_update=True)
+        assert locked is not None
+        created = await _record_pages(
+            session,
+            services,
+            locked,
+            role_name=role_name,
+            role=role if role is not None and role.has_pager else None,
+            tier=tier,
+            people=people,
+            message=message,
+        )
+        await enqueue(
+            session,
+            kind=EffectKind.INVITE,
+            incident_id=incident_id,
+            now=services.clock.now(),
+            payload={"users": people},
+        )
+    if not created:
+        raise UserError(
+            f"Nobody is behind `{role_name}` to page yet: `/incident role {role_name} @user` first."
+        )
+    who = role_name or ", ".join(f"<@{p}>" for p in people)
+    return Reply(f"Paging {who} for {incident.ref} now.")

@@ -1,0 +1,210 @@
+"""What timers do when they fire, and the side effects that set and cancel them.
+
+A timer only names what to look at (an incident, a task); the handler reads the database as
+it is now and does nothing when the reason is gone (resolved, acknowledged, task done).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from bot import paging
+from bot.core.clock import format_time, humanize_duration
+from bot.core.enums import FollowUpKind, Status
+from bot.core.lifecycle import severity_label
+from bot.db.models import Incident, SideEffect
+from bot.db.repo import FollowUpRepo, IncidentRepo
+from bot.outbox import EffectKind, Executor, enqueue_post, enqueue_timer
+from bot.services import Services
+from bot.slack import blocks
+from bot.slack.ids import ActionId
+from bot.timers import TimerKind, status_key
+from bot.usecases import Reply, transaction
+
+log = logging.getLogger(__name__)
+
+
+class Reminders:
+    """Timer handling and timer side effects, bound to the services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def executors(self) -> dict[str, Executor]:
+        return {EffectKind.SCHEDULE: self.schedule, EffectKind.CANCEL_TIMERS: self.cancel}
+
+    async def schedule(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        self.services.timers.schedule(
+            TimerKind(payload["kind"]),
+            key=str(payload["key"]),
+            at=datetime.fromisoformat(str(payload["at"])),
+            payload=payload.get("payload", {}),
+        )
+
+    async def cancel(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        for prefix in payload.get("prefixes", []):
+            self.services.timers.cancel_prefix(str(prefix))
+
+    async def handle(self, kind: TimerKind, payload: Mapping[str, Any]) -> None:
+        """The one entry point of every timer."""
+        if kind is TimerKind.ESCALATE:
+            await paging.escalate(
+                self.services,
+                incident_id=int(payload["incident_id"]),
+                tier=int(payload["tier"]),
+                actor=None,
+            )
+        elif kind is TimerKind.STATUS_REMINDER:
+            await self.status_reminder(int(payload["incident_id"]))
+        elif kind is TimerKind.CHECKLIST_NUDGE:
+            await self.checklist_nudge(int(payload["incident_id"]))
+        elif kind is TimerKind.POSTMORTEM_DUE:
+            await self.postmortem_due(int(payload["incident_id"]))
+        elif kind is TimerKind.TASK_OVERDUE:
+            await self.task_overdue(int(payload["task_id"]))
+
+    async def _open_incident(self, incident_id: int) -> Incident | None:
+        async with self.services.sessions() as session:
+            incident = await IncidentRepo(session).by_id(incident_id)
+        if incident is None or incident.status is Status.RESOLVED:
+            return None
+        return incident
+
+    async def status_reminder(self, incident_id: int) -> None:
+        incident = await self._open_incident(incident_id)
+        playbook = self.services.playbook(incident.playbook) if incident else None
+        every = playbook.reminder_interval(incident.severity) if incident and playbook else None
+        if incident is None or every is None:
+            return
+        now = self.services.clock.now()
+        text = (
+            f":alarm_clock: Time for a status update on {incident.ref} "
+            f"({severity_label(incident.severity)}: every {humanize_duration(every)}): "
+            "`/incident update …`"
+        )
+        async with transaction(self.services) as session:
+            await enqueue_post(
+                session,
+                incident_id=incident_id,
+                now=now,
+                to="incident",
+                text=text,
+                blocks=snooze_blocks(text, incident_id),
+            )
+            await schedule_status_reminder(self.services, session, incident, at=now + every)
+
+    async def checklist_nudge(self, incident_id: int) -> None:
+        incident = await self._open_incident(incident_id)
+        playbook = self.services.playbook(incident.playbook) if incident else None
+        if incident is None or playbook is None or not playbook.checklist:
+            return
+        items = "\n".join(f"• {blocks.escape_mrkdwn(item)}" for item in playbook.checklist)
+        async with transaction(self.services) as session:
+            await enqueue_post(
+                session,
+                incident_id=incident_id,
+                now=self.services.clock.now(),
+                to="incident",
+                text=f":clipboard: Checklist for {incident.ref}:\n{items}",
+            )
+
+    async def postmortem_due(self, incident_id: int) -> None:
+        async with self.services.sessions() as session:
+            repo = IncidentRepo(session)
+            incident = await repo.by_id(incident_id)
+            commander = await repo.commander(incident_id)
+        if incident is None or incident.status is not Status.RESOLVED:
+            return
+        who = commander or incident.declared_by
+        async with transaction(self.services) as session:
+            await enqueue_post(
+                session,
+                incident_id=incident_id,
+                now=self.services.clock.now(),
+                to=who,
+                text=f":memo: The postmortem of {incident.ref} is due today. "
+                f"`/incident {incident.ref} postmortem` uploads the latest draft.",
+            )
+
+    async def task_overdue(self, task_id: int) -> None:
+        async with self.services.sessions() as session:
+            task = await FollowUpRepo(session).by_id(task_id)
+            incident = await IncidentRepo(session).by_id(task.incident_id) if task else None
+        if (
+            task is None
+            or incident is None
+            or task.kind is not FollowUpKind.TASK
+            or task.done_at is not None
+            or task.removed_at is not None
+            or task.owner is None
+            or task.due is None
+        ):
+            return
+        text = (
+            f":hourglass: Your task from {incident.ref} was due {task.due.isoformat()}: "
+            f"{blocks.escape_mrkdwn(task.text)} — `/incident {incident.ref} tasks` to complete it."
+        )
+        async with transaction(self.services) as session:
+            await enqueue_post(
+                session,
+                incident_id=incident.id,
+                now=self.services.clock.now(),
+                to=task.owner,
+                text=text,
+            )
+
+
+def snooze_blocks(text: str, incident_id: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": ActionId.SNOOZE_REMINDER.value,
+                    "text": {"type": "plain_text", "text": "Snooze"},
+                    "value": str(incident_id),
+                }
+            ],
+        },
+    ]
+
+
+async def schedule_status_reminder(
+    services: Services, session: Any, incident: Incident, *, at: datetime | None = None
+) -> None:
+    """(Re)set the next status-update reminder: `every` from now, per the severity."""
+    playbook = services.playbook(incident.playbook)
+    every = playbook.reminder_interval(incident.severity) if playbook else None
+    if every is None or incident.id is None:
+        return
+    now = services.clock.now()
+    await enqueue_timer(
+        session,
+        incident_id=incident.id,
+        kind=TimerKind.STATUS_REMINDER,
+        key=status_key(incident.id),
+        at=at or now + every,
+        payload={"incident_id": incident.id},
+        now=now,
+    )
+
+
+async def snooze(services: Services, *, incident_id: int, actor: str) -> Reply:
+    """The Snooze button: the next reminder comes one interval from now."""
+    async with services.sessions() as session:
+        incident = await IncidentRepo(session).by_id(incident_id)
+    if incident is None or incident.status is Status.RESOLVED:
+        return Reply("That incident is resolved; no more reminders.")
+    playbook = services.playbook(incident.playbook)
+    every = playbook.reminder_interval(incident.severity) if playbook else None
+    if every is None:
+        return Reply("This incident has no status-update reminders.")
+    at = services.clock.now() + every
+    async with transaction(services) as session:
+        await schedule_status_reminder(services, session, incident, at=at)
+    return Reply(f"Snoozed: the next reminder is at {format_time(at, services.settings.timezone)}.")
