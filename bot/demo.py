@@ -29,6 +29,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.core.clock import FakeClock, format_time
+from bot.core.playbooks import load_playbook
 from bot.db.migrate import upgrade
 from bot.emulator import SlackEmulator
 from bot.services import Services, build_services
@@ -90,6 +91,24 @@ TASKS = [
     "Update capacity planning models. @alice due 2026-12-09",
 ]
 
+# The team's playbook: the people behind each role are found, invited, given their role and
+# paged by Slack DM the moment an incident is declared; the commander escalates if nobody acks.
+PLAYBOOK = """
+name: checkout
+match: {default: true}
+roles:
+  commander: {slack: ["@alice"], required: true}
+  ops: {slack: ["@bob"]}
+  comms: {slack: ["carol@example.com"]}
+  dba: {slack: ["@erin"]}
+escalation:
+  - {after: 15m, page: [dba]}
+reminders: {status_update_every: {sev1: 15m, sev2: 30m, sev3: 2h}}
+checklist: ["Post a status update for customers", "Check the cache hit rate dashboard"]
+bookmarks: [{title: Checkout dashboard, link: "https://grafana.example.com/d/checkout"}]
+postmortem: {due_in: 5d}
+"""
+
 SCENARIO: list[Step] = [
     Step("10:18", "dana", "command", "declare sev2 Checkout slow and failing after product launch"),
     Step("10:18", "dana", "command", "started 10:15"),
@@ -100,9 +119,7 @@ SCENARIO: list[Step] = [
         "note at 10:15 Increased error rates and slow response times detected by monitoring "
         "system.",
     ),
-    Step("10:20", "dana", "command", "role commander @alice"),
-    Step("10:21", "alice", "command", "role ops @bob"),
-    Step("10:21", "alice", "command", "role comms @carol"),
+    Step("10:20", "alice", "ack"),
     Step(
         "10:26",
         "alice",
@@ -186,8 +203,8 @@ async def run_demo(out_dir: Path, *, stream: TextIO = sys.stdout) -> Path:
     emulator = SlackEmulator(bot_token="xoxb-demo-token", clock=lambda: clock.now().timestamp())
     await emulator.start()
     people = {
-        name: emulator.add_user(name, real_name=name.title())
-        for name in ("dana", "alice", "bob", "carol")
+        name: emulator.add_user(name, real_name=name.title(), email=f"{name}@example.com")
+        for name in ("dana", "alice", "bob", "carol", "erin")
     }
     announcements = emulator.add_channel("incidents", members=list(people.values()))
     secret = secrets.token_hex(16)
@@ -204,7 +221,9 @@ async def run_demo(out_dir: Path, *, stream: TextIO = sys.stdout) -> Path:
             INCIDENT_TIMEZONE=ZONE.key,
             INCIDENTS_CHANNEL=announcements,
         )
-        services = build_services(settings, clock=clock)
+        services = build_services(
+            settings, clock=clock, playbooks=[load_playbook(PLAYBOOK, filename="checkout.yaml")]
+        )
         app, _ = build_web(services)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -295,6 +314,36 @@ class Player:
             self.transcript.person(when, step.who, step.text)
             ts = self.emulator.post_as_user(self.channel, user, step.text)
             self.last_message = (self.channel, ts, user)
+        elif step.kind == "ack":
+            page_id = self._page_for(user)
+            self.transcript.person(when, step.who, "presses Acknowledge on the page")
+            await self._post(
+                urlencode(
+                    {
+                        "payload": json.dumps(
+                            {
+                                "type": "block_actions",
+                                "user": {"id": user, "username": step.who, "team_id": "T0001"},
+                                "team": {"id": "T0001", "domain": "emulated"},
+                                "api_app_id": "A0DEMO",
+                                "trigger_id": f"{time.time():.0f}.demo",
+                                "response_url": self.emulator.response_url(),
+                                "container": {"type": "message"},
+                                "actions": [
+                                    {
+                                        "type": "button",
+                                        "action_id": "page-acknowledge",
+                                        "block_id": "page-actions:INC-1",
+                                        "value": str(page_id),
+                                        "action_ts": f"{time.time():.6f}",
+                                    }
+                                ],
+                            }
+                        )
+                    }
+                ),
+                "application/x-www-form-urlencoded",
+            )
         elif step.kind == "pin":
             assert self.last_message is not None
             channel, ts, author = self.last_message
@@ -322,6 +371,19 @@ class Player:
             )
         await self.services.settle()
         self._narrate(seen_calls, seen_responses)
+
+    def _page_for(self, user: str) -> int:
+        """The page id on the Acknowledge button of the DM the bot sent this person."""
+        for call in reversed(self.emulator.calls_to("chat.postMessage")):
+            if call.args.get("channel") != user:
+                continue
+            blocks_sent = call.args.get("blocks")
+            found = json.loads(blocks_sent) if isinstance(blocks_sent, str) else blocks_sent or []
+            for block in found:
+                for element in block.get("elements", []):
+                    if element.get("action_id") == "page-acknowledge":
+                        return int(element["value"])
+        raise RuntimeError(f"no page was sent to {user}")
 
     async def _post(self, body: str, content_type: str) -> None:
         timestamp = str(int(time.time()))

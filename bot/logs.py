@@ -44,3 +44,5 @@ def configure_logging(*, level: str, secrets: Iterable[str]) -> None:
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
     # Alembic announces its plugins at INFO on import; operators only need its warnings.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # APScheduler logs every job it adds and removes at INFO: one line per timer is noise.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -63,11 +63,12 @@ async def plan_declaration(
     """Inside the declaring transaction: who gets paged now, which tiers later, reminders."""
     assert incident.id is not None
     now = incident.declared_at
-    await enqueue(session, kind=EffectKind.STAFF_ROLES, incident_id=incident.id, now=now)
     tiered = {name for tier in playbook.tiers for name in tier.page}
+    # Pagers first: they need no Slack lookups, and nothing else is as urgent.
     for name, role in playbook.roles.items():
         if role.has_pager and name not in tiered:
             await _record_pages(session, services, incident, role_name=name, role=role, tier=0)
+    await enqueue(session, kind=EffectKind.STAFF_ROLES, incident_id=incident.id, now=now)
     for index, tier in enumerate(playbook.tiers, start=1):
         await enqueue_timer(
             session,
@@ -609,8 +610,14 @@ async def acknowledge(
     incident_id: int | None = None,
     by: str,
     by_name: str | None = None,
+    provider: str | None = None,
+    dedup_key: str | None = None,
 ) -> Reply:
-    """Someone took the page: escalation stops, the providers are told, the timeline says when."""
+    """Someone took the page: escalation stops, the providers are told, the timeline says when.
+
+    A page is named by `page_id` (the Slack button), or by the incident and, for an
+    acknowledgement made at a provider, that provider and the alert's dedup key.
+    """
     async with services.sessions() as session:
         page = await session.get(Page, page_id) if page_id is not None else None
         if page is not None:
@@ -618,15 +625,16 @@ async def acknowledge(
         pages = await PageRepo(session).of_incident(incident_id) if incident_id else []
     if incident_id is None or not pages:
         raise UserError("That page no longer exists.")
-    if any(p.state is PageState.ACKNOWLEDGED for p in pages):
-        first = next(p for p in pages if p.state is PageState.ACKNOWLEDGED)
-        raise UserError(f"Already acknowledged by {_who(first.acknowledged_by)}.")
+    _refuse_if_acknowledged(pages)
     async with transaction(services) as session:
         repo = IncidentRepo(session)
         incident = await repo.by_id(incident_id, for_update=True)
         assert incident is not None
+        # Two acknowledgements at once (a retried webhook, a double press): the first wins.
+        pages = await PageRepo(session).of_incident(incident_id)
+        _refuse_if_acknowledged(pages)
         now = services.clock.now()
-        taken = page or pages[0]
+        taken = page or _page_taken(pages, provider=provider, dedup_key=dedup_key)
         row = await session.get(Page, taken.id, with_for_update=True)
         assert row is not None
         row.state = PageState.ACKNOWLEDGED
@@ -662,6 +670,22 @@ async def acknowledge(
             "escalation stopped.",
         )
     return Reply(f"Thanks — you acknowledged {incident.ref}; escalation stopped.")
+
+
+def _refuse_if_acknowledged(pages: Sequence[Page]) -> None:
+    first = next((p for p in pages if p.state is PageState.ACKNOWLEDGED), None)
+    if first is not None:
+        raise UserError(f"Already acknowledged by {_who(first.acknowledged_by)}.")
+
+
+def _page_taken(pages: Sequence[Page], *, provider: str | None, dedup_key: str | None) -> Page:
+    """The page an acknowledgement made at a provider is about: its alert's, else its latest."""
+    if provider is not None:
+        sent = [p for p in pages if p.provider == provider and p.state is not PageState.FAILED]
+        same_alert = [p for p in sent if p.dedup_key == dedup_key]
+        if same_alert or sent:
+            return (same_alert or sent)[-1]
+    return pages[0]
 
 
 def _who(user: str | None) -> str:

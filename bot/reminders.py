@@ -37,7 +37,7 @@ class Reminders:
         return {EffectKind.SCHEDULE: self.schedule, EffectKind.CANCEL_TIMERS: self.cancel}
 
     async def schedule(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
-        self.services.timers.schedule(
+        await self.services.timers.schedule(
             TimerKind(payload["kind"]),
             key=str(payload["key"]),
             at=datetime.fromisoformat(str(payload["at"])),
@@ -46,7 +46,7 @@ class Reminders:
 
     async def cancel(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         for prefix in payload.get("prefixes", []):
-            self.services.timers.cancel_prefix(str(prefix))
+            await self.services.timers.cancel_prefix(str(prefix))
 
     async def handle(self, kind: TimerKind, payload: Mapping[str, Any]) -> None:
         """The one entry point of every timer."""

@@ -6,10 +6,14 @@ database, so a restart (kill -9 included) finds them again. A job missed while t
 runs once after start-up: coalesced, with no misfire grace limit.
 
 Several processes may share the database: each adds and cancels jobs, but only the holder of the
-`scheduler` lease runs them (the others keep their scheduler paused and try for the lease on
-every poll). The leader's poll also wakes APScheduler up, so it sees jobs other processes added.
+`scheduler` lease runs them; the others try for the lease on every poll.
 
-Tests drive the same job store with a controllable clock through `run_due(now)`.
+APScheduler stores, replaces and removes the jobs; its own wake-up timer is not used. The lease
+holder's poll runs what is due on the injected clock, once a second. So timers follow the same
+clock in production and in tests, jobs added by other processes are seen within a second, and
+no job-store query ever blocks the event loop: the job store is synchronous, so every call to
+it runs in a worker thread (on SQLite a blocking call could otherwise wait on a write lock held
+by a coroutine that cannot run until it returns).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import make_url
@@ -115,9 +121,12 @@ class Timers:
         self.clock = clock
         self.handler: Handler | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._running = asyncio.Lock()  # one pass at a time: poll and settle may overlap
         self.holder = f"{uuid.uuid4().hex[:12]}"
         self.leader = False
-        self.store = SQLAlchemyJobStore(url=sync_url(database_url))
+        url = sync_url(database_url)
+        options = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
+        self.store = SQLAlchemyJobStore(url=url, engine_options=options)
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": self.store},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -127,13 +136,14 @@ class Timers:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, handler: Handler) -> None:
-        """Open the job store; jobs only run once this process holds the lease (see poll)."""
+        """Open the job store; jobs only run in the process holding the lease (see poll)."""
         self.handler = handler
         _HANDLERS[self.key] = handler
         if not self.scheduler.running:
+            # Paused: APScheduler keeps the jobs; `poll` decides when they run.
             self.scheduler.start(paused=True)
 
-    def start_polling(self, every: float = 5.0) -> None:
+    def start_polling(self, every: float = 1.0) -> None:
         """Contend for the lease, and wake the leader's scheduler, every few seconds."""
         if self._poller is None:
             self._poller = asyncio.create_task(self._poll_forever(every), name="timers-poll")
@@ -164,17 +174,13 @@ class Timers:
             del _HANDLERS[self.key]
 
     async def poll(self) -> None:
-        """Take or keep the lease; the leader's APScheduler runs, and looks for new jobs."""
+        """Take or keep the lease; the lease holder runs the timers that are due."""
         leader = await self._hold_lease()
-        if leader and not self.leader:
-            log.info("this process now runs the scheduler")
-            self.scheduler.resume()
-        elif not leader and self.leader:
-            log.info("another process runs the scheduler now")
-            self.scheduler.pause()
+        if leader != self.leader:
+            log.info("this process %s the timers", "now runs" if leader else "no longer runs")
         self.leader = leader
         if leader:
-            self.scheduler.wakeup()
+            await self.run_due()
 
     async def _hold_lease(self) -> bool:
         now = self.clock.now()
@@ -205,11 +211,12 @@ class Timers:
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def schedule(
+    async def schedule(
         self, kind: TimerKind, *, key: str, at: datetime, payload: Mapping[str, Any]
     ) -> None:
         """Run `kind` at `at`; a timer with the same key is replaced."""
-        self.scheduler.add_job(
+        await asyncio.to_thread(
+            self.scheduler.add_job,
             "bot.timers:fire",
             trigger="date",
             run_date=at,
@@ -218,33 +225,42 @@ class Timers:
             replace_existing=True,
         )
 
-    def cancel(self, key: str) -> None:
-        """Forget a timer; unknown keys are fine."""
-        if self.scheduler.get_job(key) is not None:
-            self.scheduler.remove_job(key)
+    async def cancel_prefix(self, prefix: str) -> None:
+        """Forget every timer whose key starts with prefix (a whole key cancels that timer)."""
 
-    def cancel_prefix(self, prefix: str) -> None:
-        for job in self.scheduler.get_jobs():
-            if job.id.startswith(prefix):
-                self.scheduler.remove_job(job.id)
+        def remove() -> None:
+            for job in self.scheduler.get_jobs():
+                if job.id.startswith(prefix):
+                    with contextlib.suppress(JobLookupError):
+                        self.scheduler.remove_job(job.id)
 
-    def pending(self) -> dict[str, datetime]:
+        await asyncio.to_thread(remove)
+
+    async def pending(self) -> dict[str, datetime]:
         """Key -> when, for every stored timer."""
-        return {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
+        jobs = await asyncio.to_thread(self.scheduler.get_jobs)
+        return {job.id: job.next_run_time for job in jobs}
 
     async def run_due(self, now: datetime | None = None) -> int:
         """Run every stored timer due at `now` (the injected clock's time) once; return how many.
 
-        This is APScheduler's own processing step, driven by our clock: each due job is taken
-        out of the store before it runs (a date trigger has no next time), so it runs once.
+        Each due job leaves the store before it runs (a date trigger has no next time): a
+        timer missed while the bot was down runs once, after start-up, and never twice.
         """
         now = now or self.clock.now()
-        ran = 0
-        for job in self.store.get_due_jobs(now):
-            self.store.remove_job(job.id)
-            try:
-                await job.func(*job.args, **job.kwargs)
-            except Exception:  # one failing timer must not keep the others from running
-                log.exception("timer %s failed", job.id)
-            ran += 1
-        return ran
+
+        def take_due() -> list[Job]:
+            due: list[Job] = self.store.get_due_jobs(now)
+            for job in due:
+                with contextlib.suppress(JobLookupError):
+                    self.store.remove_job(job.id)
+            return due
+
+        async with self._running:
+            due = await asyncio.to_thread(take_due)
+            for job in due:
+                try:
+                    await job.func(*job.args, **job.kwargs)
+                except Exception:  # one failing timer must not keep the others from running
+                    log.exception("timer %s failed", job.id)
+        return len(due)

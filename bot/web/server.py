@@ -120,14 +120,18 @@ INCIDENT_IN_TITLE = re.compile(r"\b(INC-\d{1,9})\b")
 async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
     """PagerDuty V3 webhooks: an acknowledgement made in PagerDuty stops our escalation."""
     services = request.app[SERVICES]
-    secret = services.settings.PAGERDUTY_WEBHOOK_SECRET
+    setting = services.settings.PAGERDUTY_WEBHOOK_SECRET
+    # A blank secret (`PAGERDUTY_WEBHOOK_SECRET=` in .env) is no secret: anyone could sign.
+    secret = setting.get_secret_value().strip() if setting is not None else ""
     body = await request.read()
-    if secret is None or not _pagerduty_signed(body, request, secret.get_secret_value()):
+    if not secret or not _pagerduty_signed(body, request, secret):
         return web.json_response({"error": "bad or missing X-PagerDuty-Signature"}, status=401)
     try:
         event = json.loads(body)["event"]
         event_type, data = str(event["event_type"]), event.get("data") or {}
-    except (ValueError, KeyError, TypeError):
+        if not isinstance(data, dict):
+            raise TypeError("data is not an object")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return web.json_response({"error": "not a PagerDuty V3 webhook payload"}, status=400)
     if event_type != "incident.acknowledged":
         return web.json_response({"ignored": event_type})
@@ -135,14 +139,19 @@ async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
     if found is None:
         return web.json_response({"ignored": "no incident of ours in the title"})
     number = int(found.group(1).removeprefix("INC-"))
-    agent = (event.get("agent") or {}).get("summary") or "someone"
+    agent_ref = event.get("agent")
+    agent = str((agent_ref.get("summary") if isinstance(agent_ref, dict) else None) or "someone")
     try:
         incident_id = await postmortems.incident_id_of(services, number)
+        # incident_key is the dedup_key we triggered with: it names the role's page.
+        alert = data.get("incident_key")
         await paging.acknowledge(
             services,
             incident_id=incident_id,
             by=f"PagerDuty:{agent}",
             by_name=f"{agent} (PagerDuty)",
+            provider=paging.PAGERDUTY,
+            dedup_key=alert if isinstance(alert, str) else None,
         )
     except UserError as exc:  # unknown incident or already acknowledged: nothing to do
         return web.json_response({"ignored": exc.message})
