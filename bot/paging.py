@@ -741,30 +741,32 @@ async def page_now(
             raise UserError(f"The user group <!subteam^{target.id}> has nobody in it to page.")
     else:
         people = [await services.directory.resolve(target)]
+    pager = role if role is not None and role.has_pager else None
+    if pager is None and not people:
+        raise UserError(
+            f"Nobody is behind `{role_name}` to page yet: `/incident role {role_name} @user` first."
+        )
     tier = max((p.tier for p in pages), default=0)
     async with transaction(services) as session:
         locked = await IncidentRepo(session).by_id(incident_id, for_update=True)
         assert locked is not None
-        created = await _record_pages(
+        await _record_pages(
             session,
             services,
             locked,
             role_name=role_name,
-            role=role if role is not None and role.has_pager else None,
+            role=pager,
             tier=tier,
             people=people,
             message=message,
         )
-        await enqueue(
-            session,
-            kind=EffectKind.INVITE,
-            incident_id=incident_id,
-            now=services.clock.now(),
-            payload={"users": people},
-        )
-    if not created:
-        raise UserError(
-            f"Nobody is behind `{role_name}` to page yet: `/incident role {role_name} @user` first."
-        )
+        if people:
+            await enqueue(
+                session,
+                kind=EffectKind.INVITE,
+                incident_id=incident_id,
+                now=services.clock.now(),
+                payload={"users": people},
+            )
     who = role_name or ", ".join(f"<@{p}>" for p in people)
     return Reply(f"Paging {who} for {incident.ref} now.")
