@@ -15,7 +15,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+from slack_sdk.errors import SlackClientError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot import usecases
 from bot.core import grammar
@@ -368,16 +371,15 @@ class Paging:
     ) -> None:
         """The page could not go out: record why, DM the people instead, tell the channel."""
         assert incident.id is not None
+        people = (
+            [] if page.provider == SLACK else await self._fallback_people(incident, playbook, page)
+        )
         async with transaction(self.services) as session:
             row = await session.get(Page, page.id, with_for_update=True)
             assert row is not None
             row.state = PageState.FAILED
             row.error = str(failure)
             repo = IncidentRepo(session)
-            roles = await repo.roles(incident.id)
-            people = [] if page.provider == SLACK else roles.get(page.role or "", [])
-            if page.provider != SLACK and not people:
-                people = roles.get(COMMANDER_ROLE, [])
             already = {
                 p.target
                 for p in await PageRepo(session).of_incident(incident.id)
@@ -412,6 +414,42 @@ class Paging:
                     people=fallback,
                     message=page.message,
                 )
+
+    async def _fallback_people(
+        self, incident: Incident, playbook: Playbook | None, page: Page
+    ) -> list[str]:
+        """Who a failed pager hands over to: the role's people, else the commander."""
+        assert incident.id is not None
+        async with self.services.sessions() as session:
+            roles = await IncidentRepo(session).roles(incident.id)
+            staffing = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(SideEffect)
+                .where(
+                    col(SideEffect.incident_id) == incident.id,
+                    col(SideEffect.kind) == EffectKind.STAFF_ROLES,
+                    col(SideEffect.done_at).is_(None),
+                )
+            )
+        people = roles.get(page.role or "", [])
+        if not people and staffing:
+            # Pagers leave before the roles are staffed (the commander is still the declarer):
+            # the people the playbook names are the ones who are about to hold the roles.
+            people = await self._playbook_people(playbook, page.role)
+            people = people or (await self._playbook_people(playbook, COMMANDER_ROLE))[:1]
+        return people or roles.get(COMMANDER_ROLE, [])
+
+    async def _playbook_people(self, playbook: Playbook | None, role_name: str | None) -> list[str]:
+        role = playbook.roles.get(role_name or "") if playbook is not None else None
+        people: list[str] = []
+        for target in role.slack if role is not None else ():
+            try:
+                members = await self.services.directory.members(target)
+            except (SlackClientError, OSError) as exc:  # Slack is failing too: nobody from here
+                log.warning("could not look up %s for a fallback page: %s", target, exc)
+                continue
+            people += [m for m in members if m not in people]
+        return people
 
     async def staff_roles(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         """Find the playbook's people, give them their roles, invite and DM-page them."""
@@ -504,10 +542,12 @@ class Paging:
         incident, playbook = await self._load(effect.incident_id)
         async with self.services.sessions() as session:
             pages = await PageRepo(session).of_incident(effect.incident_id)
-        told: set[tuple[str, str]] = set()
+        told: set[tuple[str, str, str]] = set()
         for page in pages:
-            key = (page.provider, page.dedup_key)
-            if page.provider == SLACK or page.state is PageState.FAILED or key in told:
+            # One alert per dedup key at a provider; one DM per person (its buttons go away).
+            key = (page.provider, page.dedup_key, page.target if page.provider == SLACK else "")
+            undelivered = page.provider == SLACK and page.external_ref is None
+            if page.state is PageState.FAILED or undelivered or key in told:
                 continue
             told.add(key)
             try:
@@ -535,23 +575,24 @@ def _secret(env: Mapping[str, str], name: str) -> str:
 
 async def escalate(services: Services, *, incident_id: int, tier: int, actor: str | None) -> bool:
     """Page tier `tier` unless someone acknowledged or it was paged already; True if it was."""
-    async with services.sessions() as session:
-        incident = await IncidentRepo(session).by_id(incident_id)
-        pages = await PageRepo(session).of_incident(incident_id)
-    assert incident is not None
-    playbook = services.playbook(incident.playbook)
-    if (
-        playbook is None
-        or incident.status is Status.RESOLVED
-        or tier < 1
-        or tier > len(playbook.tiers)
-        or any(p.state is PageState.ACKNOWLEDGED for p in pages)
-        or any(p.tier >= tier for p in pages)
-    ):
-        return False
-    spec = playbook.tiers[tier - 1]
     async with transaction(services) as session:
         repo = IncidentRepo(session)
+        # Checked under the incident's lock: a timer and a button (or two presses) at once
+        # must not both page the tier.
+        incident = await repo.by_id(incident_id, for_update=True)
+        assert incident is not None
+        pages = await PageRepo(session).of_incident(incident_id)
+        playbook = services.playbook(incident.playbook)
+        if (
+            playbook is None
+            or incident.status is Status.RESOLVED
+            or tier < 1
+            or tier > len(playbook.tiers)
+            or any(p.state is PageState.ACKNOWLEDGED for p in pages)
+            or any(p.tier >= tier for p in pages)
+        ):
+            return False
+        spec = playbook.tiers[tier - 1]
         roles = await repo.roles(incident_id)
         now = services.clock.now()
         who = [*spec.page] + (["Opsgenie responders"] if spec.opsgenie is not None else [])

@@ -13,6 +13,7 @@ from bot.errors import UserError
 
 CACHE_SECONDS = 300.0
 CACHE_SIZE = 5000
+MISS_REFRESH_SECONDS = 30.0  # a handle not in the index reads it again when older than this
 
 
 class SlackDirectory:
@@ -40,8 +41,8 @@ class SlackDirectory:
         self._users[user_id] = (time.monotonic(), user)
         return user
 
-    async def _handle_index(self) -> dict[str, str]:
-        if self._handles is not None and time.monotonic() - self._handles[0] < CACHE_SECONDS:
+    async def _handle_index(self, *, fresher_than: float = CACHE_SECONDS) -> dict[str, str]:
+        if self._handles is not None and time.monotonic() - self._handles[0] < fresher_than:
             return self._handles[1]
         index: dict[str, str] = {}
         cursor: str | None = None
@@ -70,6 +71,10 @@ class SlackDirectory:
             return ref.id
         handle = (ref.handle or "").lstrip("@").lower()
         user_id = (await self._handle_index()).get(handle)
+        if user_id is None:
+            # Someone who joined (or was renamed) since the index was read: look again, but
+            # not more often than MISS_REFRESH_SECONDS, so misspelt handles cost little.
+            user_id = (await self._handle_index(fresher_than=MISS_REFRESH_SECONDS)).get(handle)
         if user_id is None:
             raise UserError(
                 f"There is no Slack user @{handle}: mention them so Slack completes the name."
