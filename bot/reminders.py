@@ -195,7 +195,12 @@ async def schedule_status_reminder(
 
 
 async def snooze(services: Services, *, incident_id: int, actor: str) -> Reply:
-    """The Snooze button: the next reminder comes one interval from now."""
+    """The Snooze button: the next reminder comes one interval later than it would have.
+
+    Pushing the pending reminder back, rather than setting it one interval from now, is what
+    makes Snooze do something when pressed just after a reminder: the next one was already
+    due one interval later.
+    """
     async with services.sessions() as session:
         incident = await IncidentRepo(session).by_id(incident_id)
     if incident is None or incident.status is Status.RESOLVED:
@@ -204,7 +209,9 @@ async def snooze(services: Services, *, incident_id: int, actor: str) -> Reply:
     every = playbook.reminder_interval(incident.severity) if playbook else None
     if every is None:
         return Reply("This incident has no status-update reminders.")
-    at = services.clock.now() + every
+    now = services.clock.now()
+    due = await services.timers.when(status_key(incident_id))
+    at = max(due or now, now) + every
     async with transaction(services) as session:
         await schedule_status_reminder(services, session, incident, at=at)
     return Reply(f"Snoozed: the next reminder is at {format_time(at, services.settings.timezone)}.")

@@ -6,7 +6,11 @@ database, so a restart (kill -9 included) finds them again. A job missed while t
 runs once after start-up: coalesced, with no misfire grace limit.
 
 Several processes may share the database: each adds and cancels jobs, but only the holder of the
-`scheduler` lease runs them; the others try for the lease on every poll.
+`scheduler` lease runs them; the others try for the lease on every poll. The holder renews it
+every poll; a stopping holder gives it up. One killed (kill -9, a crash) cannot: its lease is
+taken over when it expires, or at once by a process on the same machine that can see the
+holder's pid no longer exists (the holder id names its pid, boot and pid namespace), so a
+restart does not leave escalations waiting for a dead process's lease to run out.
 
 APScheduler stores, replaces and removes the jobs; its own wake-up timer is not used. The lease
 holder's poll runs what is due on the injected clock, once a second. So timers follow the same
@@ -22,10 +26,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,14 +88,55 @@ def while_open_prefixes(incident_id: int) -> list[str]:
     return [f"escalate:{incident_id}:", status_key(incident_id), checklist_key(incident_id)]
 
 
-# APScheduler 3 stores a job's callable by its import path, so the function it calls after a
-# restart must be module-level; it finds the process's handler here, by database. The wiring
-# registers the handler when the scheduler starts and removes it when it stops.
+def _this_machine() -> str | None:
+    """This boot of this kernel and this pid namespace: where a holder's pid means a process."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux: holders are only ever replaced when their lease expires
+        return None
+    return f"{boot}/{namespace}"
+
+
+MACHINE = _this_machine()
+
+
+def holder_id(pid: int | None = None) -> str:
+    """A lease holder: unique per scheduler, naming its process and machine when known."""
+    unique = uuid.uuid4().hex[:12]
+    return f"{unique}:{pid or os.getpid()}@{MACHINE}" if MACHINE else unique
+
+
+def holder_is_gone(holder: str) -> bool:
+    """Whether `holder` was a process on this machine that no longer exists.
+
+    False whenever that cannot be known: another machine or container, no /proc, or our own
+    pid (another scheduler in this process, as in tests).
+    """
+    pid, _, machine = holder.partition(":")[2].partition("@")
+    if MACHINE is None or machine != MACHINE or not pid.isdigit():
+        return False
+    if int(pid) <= 0 or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it exists, as another user
+        return False
+    return False
+
+
+# APScheduler 3 stores a job's callable by its import path, so the function it names must be
+# module-level; it finds the process's handler here, by database. The wiring registers the
+# handler when the scheduler starts and removes it when it stops. `run_due` does not go through
+# it: the job came from this instance's own store, so this instance's handler runs it, whatever
+# database URL the job was stored under (a moved host or a rotated user changes the URL).
 _HANDLERS: dict[str, Handler] = {}
 
 
 async def fire(database: str, kind: str, payload: str) -> None:
-    """The one function every stored job calls."""
+    """The function every stored job names (its arguments: database key, kind, payload)."""
     handler = _HANDLERS.get(database)
     if handler is None:
         log.error("timer %s fired with no handler registered for %s", kind, database)
@@ -121,8 +168,9 @@ class Timers:
         self.clock = clock
         self.handler: Handler | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._running = asyncio.Lock()  # one pass at a time: poll and settle may overlap
-        self.holder = f"{uuid.uuid4().hex[:12]}"
+        self.holder = holder_id()
         self.leader = False
         url = sync_url(database_url)
         options = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
@@ -149,19 +197,27 @@ class Timers:
             self._poller = asyncio.create_task(self._poll_forever(every), name="timers-poll")
 
     async def _poll_forever(self, every: float) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.poll()
             except Exception:  # a database hiccup must not end the loop; the next poll retries
                 log.exception("scheduler lease poll failed")
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self._stopping.wait()
 
-    async def stop(self) -> None:
-        """Stop running timers (they stay stored) and give the lease to another process."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop running timers (they stay stored) and give the lease to another process.
+
+        A pass under way finishes first (up to `grace` seconds): its timers have already left
+        the store, so cutting it short would lose them.
+        """
         if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(self._poller, grace)
+            except TimeoutError:
+                log.warning("a timer was still running at shutdown; it was cut short")
             self._poller = None
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
@@ -195,9 +251,24 @@ class Timers:
             )
             if updated.rowcount == 1:  # type: ignore[attr-defined]
                 return True
-            if await session.get(Lease, LEASE_NAME) is not None:
+            lease = await session.get(Lease, LEASE_NAME)
+            if lease is None:
+                session.add(Lease(name=LEASE_NAME, holder=self.holder, expires_at=now + LEASE_FOR))
+                return True
+            if not holder_is_gone(lease.holder):
                 return False
-            session.add(Lease(name=LEASE_NAME, holder=self.holder, expires_at=now + LEASE_FOR))
+            # Killed without giving the lease up (kill -9, a crash): take it over now, unless
+            # another process has just done so.
+            taken = await session.execute(
+                sa.update(Lease)
+                .where(col(Lease.name) == LEASE_NAME, col(Lease.holder) == lease.holder)
+                .values(holder=self.holder, expires_at=now + LEASE_FOR)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            log.info(
+                "took over the scheduler lease of %s, a process that no longer exists", lease.holder
+            )
         return True
 
     async def release(self) -> None:
@@ -236,6 +307,11 @@ class Timers:
 
         await asyncio.to_thread(remove)
 
+    async def when(self, key: str) -> datetime | None:
+        """When the timer `key` is due; None when there is no such timer."""
+        job = await asyncio.to_thread(self.scheduler.get_job, key)
+        return job.next_run_time if job is not None else None
+
     async def pending(self) -> dict[str, datetime]:
         """Key -> when, for every stored timer."""
         jobs = await asyncio.to_thread(self.scheduler.get_jobs)
@@ -248,6 +324,9 @@ class Timers:
         timer missed while the bot was down runs once, after start-up, and never twice.
         """
         now = now or self.clock.now()
+        handler = self.handler
+        if handler is None:
+            return 0  # not started: leave the timers in the store
 
         def take_due() -> list[Job]:
             due: list[Job] = self.store.get_due_jobs(now)
@@ -260,7 +339,8 @@ class Timers:
             due = await asyncio.to_thread(take_due)
             for job in due:
                 try:
-                    await job.func(*job.args, **job.kwargs)
+                    _database, kind, payload = job.args
+                    await handler(TimerKind(kind), json.loads(payload))
                 except Exception:  # one failing timer must not keep the others from running
                     log.exception("timer %s failed", job.id)
         return len(due)
