@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
@@ -120,74 +121,60 @@ async def declare_submitted(
     after_ack(services, work, body=body, respond=None, client=client)
 
 
-async def task_button(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    services: Services,
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-) -> None:
-    """Complete or Remove on a task listed by `/incident tasks`."""
-    await ack()
-
-    async def run() -> None:
-        if not str(action.get("value", "")).isdigit():
-            raise UserError("That button does not name a task.")
-        reply = await followups.finish_task(
-            services,
-            task_id=int(action["value"]),
-            asked=usecases.Asked(
-                actor=body["user"]["id"], channel_id=body.get("channel", {}).get("id")
-            ),
-            remove=action["action_id"] == ActionId.REMOVE_TASK,
-        )
-        await _answer(respond, reply)
-
-    after_ack(services, run(), body=body, respond=respond, client=client)
+ButtonUseCase = Callable[[Services, int, dict[str, Any], dict[str, Any]], Awaitable[usecases.Reply]]
 
 
-async def page_button(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    services: Services,
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-) -> None:
-    """Acknowledge or Escalate on a page DM."""
-    await ack()
+def id_button(names: str, use_case: ButtonUseCase) -> Callable[..., Awaitable[None]]:
+    """A listener for buttons whose value is an id: ack, check the id, run one use case, answer."""
 
-    async def run() -> None:
-        if not str(action.get("value", "")).isdigit():
-            raise UserError("That button does not name a page.")
-        page_id, actor = int(action["value"]), body["user"]["id"]
-        if action["action_id"] == ActionId.ACKNOWLEDGE_PAGE:
-            reply = await paging.acknowledge(services, page_id=page_id, by=actor)
-        else:
-            reply = await paging.escalate_now(services, page_id=page_id, actor=actor)
-        await _answer(respond, reply)
+    async def listener(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        services: Services,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
 
-    after_ack(services, run(), body=body, respond=respond, client=client)
+        async def run() -> None:
+            value = str(action.get("value", ""))
+            if not value.isdigit():
+                raise UserError(f"That button does not name {names}.")
+            await _answer(respond, await use_case(services, int(value), body, action))
+
+        after_ack(services, run(), body=body, respond=respond, client=client)
+
+    return listener
 
 
-async def snooze_button(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    services: Services,
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-) -> None:
-    """Snooze on a status-update reminder."""
-    await ack()
+async def _finish_task(
+    services: Services, task_id: int, body: dict[str, Any], action: dict[str, Any]
+) -> usecases.Reply:
+    channel = body.get("channel", {}).get("id")
+    return await followups.finish_task(
+        services,
+        task_id=task_id,
+        asked=usecases.Asked(actor=body["user"]["id"], channel_id=channel),
+        remove=action["action_id"] == ActionId.REMOVE_TASK,
+    )
 
-    async def run() -> None:
-        if not str(action.get("value", "")).isdigit():
-            raise UserError("That button does not name an incident.")
-        reply = await reminders.snooze(
-            services, incident_id=int(action["value"]), actor=body["user"]["id"]
-        )
-        await _answer(respond, reply)
 
-    after_ack(services, run(), body=body, respond=respond, client=client)
+async def _answer_page(
+    services: Services, page_id: int, body: dict[str, Any], action: dict[str, Any]
+) -> usecases.Reply:
+    actor = body["user"]["id"]
+    if action["action_id"] == ActionId.ACKNOWLEDGE_PAGE:
+        return await paging.acknowledge(services, page_id=page_id, by=actor)
+    return await paging.escalate_now(services, page_id=page_id, actor=actor)
+
+
+async def _snooze(
+    services: Services, incident_id: int, body: dict[str, Any], action: dict[str, Any]
+) -> usecases.Reply:
+    return await reminders.snooze(services, incident_id=incident_id, actor=body["user"]["id"])
+
+
+task_button = id_button("a task", _finish_task)  # Complete / Remove on `/incident tasks`
+page_button = id_button("a page", _answer_page)  # Acknowledge / Escalate on a page DM
+snooze_button = id_button("an incident", _snooze)  # Snooze on a status-update reminder
