@@ -10,6 +10,7 @@ from bot.db.models import FollowUp
 from bot.db.repo import FollowUpRepo, IncidentRepo
 from bot.errors import UserError
 from bot.outbox import enqueue_timer
+from bot.postmortems import remember_names
 from bot.services import Services
 from bot.slack import blocks
 from bot.timers import TimerKind, task_key
@@ -44,6 +45,9 @@ async def add_task(
 ) -> Reply:
     """A specific follow-up task, with an owner and a due date when given."""
     owner_id = await services.directory.resolve(owner) if owner is not None else None
+    if owner_id is not None:
+        # Remembered now, so a draft rendered without Slack (CLI, HTTP) shows the name too.
+        await remember_names(services, [owner_id])
     today = services.clock.now().astimezone(services.settings.timezone).date()
     if due is not None and due < today:
         raise UserError(

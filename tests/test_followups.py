@@ -601,3 +601,17 @@ async def test_an_outsider_cannot_touch_a_private_incident_s_tasks(
     )
     assert said == "Task done: Rotate the payroll keys"
     assert_all_calls_valid(emulator.calls)
+
+
+async def test_an_owner_s_name_is_known_offline_before_any_upload(
+    bot: BotHarness, people: People
+) -> None:
+    """The CLI and the HTTP endpoint render without Slack: the owner's name is remembered."""
+    channel = await declare(bot, people.alice)
+    await run(
+        bot, "task Rotate the cache nodes @bob due 2026-12-01", user=people.alice, channel=channel
+    )
+    found = await incident(bot, 1)
+    offline = await postmortems.draft(bot.services, incident_id=found.id or 0)  # no lookups
+    assert "* Rotate the cache nodes — owner bob, due 2026-12-01" in offline.markdown
+    assert f"owner {people.bob}" not in offline.markdown
