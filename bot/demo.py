@@ -417,7 +417,10 @@ def _describe_call(method: str, args: dict[str, Any], names: dict[str, str]) -> 
         "conversations.create": lambda: f"creates #{args.get('name')}",
         "conversations.invite": lambda: f"invites {args.get('users')} to {channel}",
         "conversations.setTopic": lambda: f"sets the topic of {channel}: {args.get('topic')}",
-        "chat.postMessage": lambda: f"posts in {channel}: {_short(str(args.get('text', '')), 140)}",
+        "chat.postMessage": lambda: (
+            f"{'DMs' if str(channel).startswith('U') else 'posts in'} {channel}: "
+            f"{_short(str(args.get('text', '')), 140)}"
+        ),
         "chat.update": lambda: f"updates the summary card in {channel}",
         "pins.add": lambda: f"pins the summary card in {channel}",
         "files.completeUploadExternal": lambda: f"uploads the postmortem draft to {channel}",
