@@ -233,3 +233,58 @@ async def test_serve_starts_answers_health_and_stops_on_sigterm_without_leaking_
     assert "serving on" in logs and "stopped" in logs
     assert BOT_TOKEN not in logs
     assert SIGNING_SECRET not in logs
+
+
+async def test_socket_mode_without_an_app_token_exits_2(tmp_path: Path) -> None:
+    env = base_env(SLACK_BOT_TOKEN=BOT_TOKEN)
+    code, output = await run_bot("socket", env=env, cwd=tmp_path)
+    assert code == 2, output
+    assert "SLACK_APP_TOKEN is not set" in output and "connections:write" in output
+    assert "Traceback" not in output
+
+
+async def test_the_worker_makes_the_calls_a_commit_owes_and_stops_on_sigterm(
+    tmp_path: Path, slack: SlackEmulator
+) -> None:
+    """A side effect committed by some `serve` (here: written straight into the outbox)."""
+    import sqlite3
+
+    db_file = tmp_path / "bot.db"
+    db = f"sqlite+aiosqlite:///{db_file}"
+    assert (await run_bot("db", "upgrade", env=base_env(DATABASE_URL=db), cwd=tmp_path))[0] == 0
+    bob = slack.add_user("bob")
+    with sqlite3.connect(db_file) as conn:
+        conn.execute(
+            "INSERT INTO side_effect (kind, payload, created_at, due_at, attempts, failed)"
+            " VALUES ('post', ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00', 0, 0)",
+            (f'{{"to": "{bob}", "text": "from the worker"}}',),
+        )
+    env = base_env(
+        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack.url, DATABASE_URL=db, PORT=str(free_port())
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "worker",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not slack.calls_to("chat.postMessage"):
+            assert time.monotonic() < deadline, "the worker never made the call"
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, (out + err).decode()
+    (call,) = slack.calls_to("chat.postMessage")
+    assert call.args["channel"] == bob and call.args["text"] == "from the worker"
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("SELECT done_at IS NOT NULL FROM side_effect").fetchone() == (1,)
