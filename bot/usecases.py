@@ -718,9 +718,10 @@ async def record_pin(
         assert incident.id is not None
         existing = await repo.message_entry(incident.id, ts)
         if existing is not None:
-            if existing.retracted_at is not None:
-                existing.retracted_at = None
-                existing.retracted_by = None
+            if pinned_by not in existing.pinners():
+                existing.pinned_by = " ".join([*existing.pinners(), pinned_by])
+            existing.retracted_at = None
+            existing.retracted_by = None
             return
         session.add(
             TimelineEntry(
@@ -733,6 +734,7 @@ async def record_pin(
                 source=EntrySource.PINNED_MESSAGE,
                 slack_channel=channel_id,
                 slack_ts=ts,
+                pinned_by=pinned_by,
             )
         )
         # The text is fetched right after, once: an edit made later does not change it.
@@ -748,7 +750,7 @@ async def record_pin(
 async def retract_pin(
     services: Services, *, event_id: str, channel_id: str, ts: str, by: str
 ) -> None:
-    """📌 removed: the entry leaves the timeline (kept, marked retracted)."""
+    """📌 removed: when it was the last one, the entry leaves the timeline (kept, retracted)."""
     async with transaction(services) as session:
         repo = IncidentRepo(session)
         incident = await repo.by_channel(channel_id)
@@ -757,7 +759,11 @@ async def retract_pin(
             return
         assert incident.id is not None
         existing = await repo.message_entry(incident.id, ts)
-        if existing is not None and existing.retracted_at is None:
+        if existing is None or existing.retracted_at is not None:
+            return
+        left = [user for user in existing.pinners() if user != by]
+        existing.pinned_by = " ".join(left) or None
+        if not left:
             existing.retracted_at = now
             existing.retracted_by = by
 

@@ -473,6 +473,37 @@ async def test_removing_the_pin_retracts_the_entry_and_pinning_again_restores_it
     assert_all_calls_valid(emu.calls)
 
 
+async def test_the_entry_stays_while_anyone_still_has_a_pin_on_the_message(
+    bot: BotHarness, clock: FakeClock
+) -> None:
+    emu = bot.emulator
+    alice, bob = emu.add_user("alice"), emu.add_user("bob")
+    inc = await declare_and_settle(bot, alice)
+    channel = inc.channel_id or ""
+    ts = emu.post_as_user(channel, bob, "Rolled back to v41")
+    for event_id, user in (("Ev1", alice), ("Ev2", bob)):
+        await bot.event(
+            pin_event(user=user, channel=channel, ts=ts, item_user=bob), event_id=event_id
+        )
+    await bot.settle()
+
+    # Alice takes her pin away; Bob's is still there, so the entry stays.
+    await bot.event(unpin_event(user=alice, channel=channel, ts=ts, item_user=bob), event_id="Ev3")
+    await bot.settle()
+    (entry,) = [e for e in await entries(bot, inc.id) if e.slack_ts == ts]
+    assert entry.retracted_at is None and entry.pinners() == [bob]
+    assert "Rolled back to v41" in await timeline_text(bot, user=alice, channel=channel)
+
+    # The last pin goes: so does the entry.
+    clock.advance(timedelta(minutes=1))
+    await bot.event(unpin_event(user=bob, channel=channel, ts=ts, item_user=bob), event_id="Ev4")
+    await bot.settle()
+    (entry,) = [e for e in await entries(bot, inc.id) if e.slack_ts == ts]
+    assert entry.retracted_at == clock.now() and entry.retracted_by == bob
+    assert "Rolled back to v41" not in await timeline_text(bot, user=alice, channel=channel)
+    assert_all_calls_valid(emu.calls)
+
+
 async def test_other_reactions_and_pins_elsewhere_are_ignored(bot: BotHarness) -> None:
     emu = bot.emulator
     alice, bob = emu.add_user("alice"), emu.add_user("bob")

@@ -76,6 +76,12 @@ class TimelineEntry(SQLModel, table=True):
     permalink: str | None = Field(default=None, max_length=500)
     retracted_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     retracted_by: str | None = Field(default=None, max_length=32)
+    # Who has a 📌 on the message now (space-separated user ids): the entry stays on the
+    # timeline until the last one is taken away.
+    pinned_by: str | None = Field(default=None, sa_type=sa.Text)
+
+    def pinners(self) -> list[str]:
+        return (self.pinned_by or "").split()
 
 
 class RoleAssignment(SQLModel, table=True):
