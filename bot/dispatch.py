@@ -6,6 +6,7 @@ from typing import Any
 
 from bot import followups, paging, postmortems, usecases
 from bot.core import grammar
+from bot.core.enums import Severity
 from bot.errors import UserError
 from bot.services import Services
 from bot.usecases import Reply
@@ -28,8 +29,9 @@ async def run_command(
             return await paging.declare_incident(
                 services,
                 actor=actor,
-                title=title,
-                severity=command.severity,
+                declaration=usecases.Declaration(
+                    title=title, severity=command.severity or Severity.SEV3
+                ),
                 response_url=response_url,
             )
         case grammar.List():

@@ -9,6 +9,7 @@ Several processes may run a runner against one database: a row is claimed before
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -181,6 +182,7 @@ class EffectRunner:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.owner = f"runner-{id(self):x}"
 
     def register(self, executors: Mapping[str, Executor]) -> None:
@@ -194,23 +196,32 @@ class EffectRunner:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="effect-runner")
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let the effect under way finish (a call made but not marked done would run twice)."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace)
+        except TimeoutError:
+            log.warning("side effects still running after %s s at shutdown; stopping them", grace)
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        self._task = None
+        self._stopping = False
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 async with asyncio.timeout(self.poll_seconds):
                     await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.run_due()
             except Exception:  # the loop must outlive a database hiccup; it retries next poll
@@ -231,8 +242,8 @@ class EffectRunner:
                 results = await asyncio.gather(*(self._run_group(ids) for ids in groups.values()))
                 progressed = sum(results)
                 done += progressed
-                if progressed == 0:
-                    return done
+                if progressed == 0 or self._stopping:
+                    return done  # stopping: what is left waits, committed, for the next start
 
     async def pending(self) -> int:
         """Effects not yet done (due or waiting for a retry)."""

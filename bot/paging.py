@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlmodel import col
 from bot import usecases
 from bot.core import grammar
 from bot.core.clock import humanize_duration
-from bot.core.enums import EntryKind, EntrySource, PageState, Severity, Status
+from bot.core.enums import EntryKind, EntrySource, PageState, Status
 from bot.core.lifecycle import COMMANDER_ROLE, TimelineEvent, severity_label
 from bot.core.playbooks import Playbook, Role, select_playbook
 from bot.db.models import Incident, Page, SideEffect
@@ -45,7 +46,7 @@ from bot.pagers.webhook import WebhookPager
 from bot.services import Services
 from bot.slack import blocks
 from bot.timers import TimerKind, checklist_key, escalation_key
-from bot.usecases import Asked, Origin, Reply, find_incident, transaction
+from bot.usecases import Asked, Declaration, Reply, find_incident, transaction
 
 log = logging.getLogger(__name__)
 
@@ -187,34 +188,27 @@ async def declare_incident(
     services: Services,
     *,
     actor: str,
-    title: str,
-    severity: Severity | None = None,
-    private: bool = False,
-    service: str | None = None,
-    impact: str | None = None,
-    origin: Origin | None = None,
+    declaration: Declaration,
     response_url: str | None = None,
 ) -> Reply:
     """Declare under the playbook that fits the service and severity (if any)."""
-    severity = severity or Severity.SEV3
-    playbook = select_playbook(services.playbooks, service=service, severity=severity)
-    plan = None
-    if playbook is not None:
+    playbook = select_playbook(
+        services.playbooks, service=declaration.service, severity=declaration.severity
+    )
+    if playbook is None:
+        return await usecases.declare(
+            services, actor=actor, declaration=declaration, response_url=response_url
+        )
 
-        async def plan(session: AsyncSession, incident: Incident) -> None:
-            await plan_declaration(session, services, incident, playbook)
+    async def plan(session: AsyncSession, incident: Incident) -> None:
+        await plan_declaration(session, services, incident, playbook)
 
     return await usecases.declare(
         services,
         actor=actor,
-        title=title,
-        severity=severity,
-        private=private or (playbook is not None and playbook.private),
-        service=service,
-        impact=impact,
-        origin=origin,
+        declaration=replace(declaration, private=declaration.private or playbook.private),
         response_url=response_url,
-        playbook=playbook.name if playbook else None,
+        playbook=playbook.name,
         plan=plan,
     )
 

@@ -66,15 +66,6 @@ Plan = Callable[[AsyncSession, Incident], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Asked:
-    """Who asks, about which incident: named (INC-7), or the one whose channel they are in."""
-
-    actor: str
-    number: int | None = None
-    channel_id: str | None = None
-
-
-@dataclass(frozen=True)
 class Origin:
     """A Slack message an incident was declared from; it becomes the first timeline entry."""
 
@@ -83,6 +74,27 @@ class Origin:
     user: str | None
     text: str
     permalink: str | None = None
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What someone declares: from `/incident declare`, the form, or the message shortcut."""
+
+    title: str
+    severity: Severity = Severity.SEV3
+    private: bool = False
+    service: str | None = None
+    impact: str | None = None
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
+class Asked:
+    """Who asks, about which incident: named (INC-7), or the one whose channel they are in."""
+
+    actor: str
+    number: int | None = None
+    channel_id: str | None = None
 
 
 @asynccontextmanager
@@ -191,12 +203,7 @@ async def declare(
     services: Services,
     *,
     actor: str,
-    title: str,
-    severity: Severity | None = None,
-    private: bool = False,
-    service: str | None = None,
-    impact: str | None = None,
-    origin: Origin | None = None,
+    declaration: Declaration,
     response_url: str | None = None,
     playbook: str | None = None,
     plan: Plan | None = None,
@@ -206,11 +213,11 @@ async def declare(
     `plan` runs in the same transaction right after the channel is asked for and before
     anything cosmetic: the playbook's pages and timers go there, so they leave first.
     """
-    title = title.strip()
+    title = declaration.title.strip()
     if not title:
         raise UserError(f"Give the incident a title: `{grammar.USAGE['declare']}`.")
     now = services.clock.now()
-    severity = severity or Severity.SEV3
+    severity, impact = declaration.severity, declaration.impact
     for attempt in range(10):
         try:
             async with transaction(services) as session:
@@ -221,15 +228,17 @@ async def declare(
                         title=title,
                         severity=severity,
                         status=Status.INVESTIGATING,
-                        private=private,
-                        service=service,
+                        private=declaration.private,
+                        service=declaration.service,
                         impact=impact.strip() if impact else None,
                         playbook=playbook,
                         declared_by=actor,
                         declared_at=now,
                     )
                 )
-                await _record_declaration(session, services, incident, origin, response_url, plan)
+                await _record_declaration(
+                    session, services, incident, declaration.origin, response_url, plan
+                )
             break
         except IntegrityError:
             # Two declarations took the same number at once; the loser takes the next one.

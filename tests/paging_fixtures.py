@@ -27,6 +27,7 @@ from bot.db.models import Incident, Page, RoleAssignment, TimelineEntry
 from bot.emulator import SlackEmulator
 from bot.emulator.server import RecordedCall
 from bot.slack.ids import ActionId, BlockId
+from bot.usecases import Declaration
 from tests.conftest import BotHarness, make_settings, start_bot, stop_bot
 from tests.pagers.fakes import FakeOpsgenie, FakePagerDuty, Received
 
@@ -168,9 +169,7 @@ class PagingWorld:
         await paging.declare_incident(
             self.harness.services,
             actor=self.people[actor],
-            title=title,
-            severity=severity,
-            service=service,
+            declaration=Declaration(title=title, severity=severity, service=service),
         )
         await self.settle()
         return await self.incident()

@@ -565,7 +565,9 @@ async def test_an_outsider_cannot_touch_a_private_incident_s_tasks(
     bot: BotHarness, emulator: SlackEmulator, people: People
 ) -> None:
     reply = await usecases.declare(
-        bot.services, actor=people.alice, title="Payroll data exposed", private=True
+        bot.services,
+        actor=people.alice,
+        declaration=usecases.Declaration(title="Payroll data exposed", private=True),
     )
     assert "INC-1" in reply.text
     await bot.settle()

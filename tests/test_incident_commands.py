@@ -598,7 +598,9 @@ async def test_private_incident_stays_private(
 ) -> None:
     bot = announcing_bot
     reply = await usecases.declare(
-        bot.services, actor=people.alice, title="Payroll data exposed", private=True
+        bot.services,
+        actor=people.alice,
+        declaration=usecases.Declaration(title="Payroll data exposed", private=True),
     )
     assert "INC-1" in reply.text
     await bot.settle()

@@ -364,7 +364,9 @@ async def test_an_outsider_gets_no_postmortem_of_a_private_incident(
     bot: BotHarness, emulator: SlackEmulator, people: People
 ) -> None:
     await usecases.declare(
-        bot.services, actor=people.alice, title="Payroll data exposed", private=True
+        bot.services,
+        actor=people.alice,
+        declaration=usecases.Declaration(title="Payroll data exposed", private=True),
     )
     await bot.settle()
     said = await run(bot, "INC-1 postmortem", user=people.bob)
@@ -533,7 +535,9 @@ async def _public_and_private(bot: BotHarness, people: People) -> None:
     """INC-1 public, INC-2 private; INC-99 does not exist."""
     await declare(bot, people.alice)
     await usecases.declare(
-        bot.services, actor=people.alice, title="Payroll data exposed", private=True
+        bot.services,
+        actor=people.alice,
+        declaration=usecases.Declaration(title="Payroll data exposed", private=True),
     )
     await bot.settle()
     assert (await incident(bot, 2)).private

@@ -108,9 +108,7 @@ async def declare_submitted(
             user=meta.get("user"),
             text=meta.get("text", ""),
         )
-    work = paging.declare_incident(
-        services,
-        actor=body["user"]["id"],
+    declaration = usecases.Declaration(
         title=form.title,
         severity=form.severity,
         private=form.private,
@@ -118,6 +116,7 @@ async def declare_submitted(
         impact=form.impact,
         origin=origin,
     )
+    work = paging.declare_incident(services, actor=body["user"]["id"], declaration=declaration)
     after_ack(services, work, body=body, respond=None, client=client)
 
 
