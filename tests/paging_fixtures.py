@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -318,7 +319,13 @@ def pd_signature(secret: str, body: bytes) -> str:
 def pd_acknowledged(
     title: str, *, agent: str = "Olive Ops", event_type: str = "incident.acknowledged"
 ) -> dict[str, Any]:
-    """A PagerDuty V3 webhook delivery, shaped like PagerDuty's documentation example."""
+    """A PagerDuty V3 webhook delivery, shaped like PagerDuty's documentation example.
+
+    Its incident_key is the dedup key the bot would have triggered for the INC-n in the
+    title (the ops role), or another system's key when the title names none of ours.
+    """
+    ours = re.search(r"\bINC-\d+", title)
+    incident_key = f"incident-bot/{ours.group()}/ops" if ours else "nagios/db-7/disk"
     return {
         "event": {
             "id": "01DEN1HNLBC1VITP5ILSJ2KZFR",
@@ -340,7 +347,7 @@ def pd_acknowledged(
                 "html_url": "https://acme.pagerduty.com/incidents/PGR0VU2",
                 "number": 2,
                 "status": "acknowledged",
-                "incident_key": "incident-bot/INC-1/ops",
+                "incident_key": incident_key,
                 "created_at": "2026-11-25T18:35:00Z",
                 "title": title,
                 "service": {

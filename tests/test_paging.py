@@ -413,6 +413,25 @@ async def test_a_signed_pagerduty_acknowledgement_stops_escalation(world: Paging
     assert world.dms_to("alice") == [] and world.og.received == []
 
 
+async def test_a_pagerduty_incident_from_another_source_is_not_ours_whatever_its_title(
+    world: PagingWorld,
+) -> None:
+    await world.start()
+    await world.declare()
+    await world.advance_to(minutes=5)
+    foreign = pd_acknowledged(PD_TITLE)
+    foreign["event"]["data"]["incident_key"] = "datadog/monitor/4242"
+    status, answer = await world.pagerduty_webhook(foreign)
+    assert (status, answer) == (200, {"ignored": "an incident that did not come from this bot"})
+    await world.settle()
+    assert await world.timeline(EntryKind.ACK) == []
+
+    # Without an incident_key, the INC-n our summary starts the title with names it.
+    keyless = pd_acknowledged(PD_TITLE)
+    del keyless["event"]["data"]["incident_key"]
+    assert await world.pagerduty_webhook(keyless) == (200, {"acknowledged": "INC-1"})
+
+
 async def test_pagerduty_webhooks_with_a_bad_signature_or_body_change_nothing(
     world: PagingWorld,
 ) -> None:

@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from bot import paging, postmortems
 from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
+from bot.pagers.base import SOURCE
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ async def postmortem(request: web.Request) -> web.StreamResponse:
 
 
 INCIDENT_IN_TITLE = re.compile(r"\b(INC-\d{1,9})\b")
+OUR_KEY = re.compile(rf"^{re.escape(SOURCE)}/(INC-\d{{1,9}})/")
 
 
 async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
@@ -135,7 +137,14 @@ async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": "not a PagerDuty V3 webhook payload"}, status=400)
     if event_type != "incident.acknowledged":
         return web.json_response({"ignored": event_type})
-    found = INCIDENT_IN_TITLE.search(str(data.get("title", "")))
+    # incident_key is the dedup_key we triggered with ("incident-bot/INC-7/ops"). A key from
+    # another source means another system's incident, whatever its title says; without a
+    # key, the title (our summary starts with the INC-n) names the incident.
+    key = data.get("incident_key")
+    found = OUR_KEY.match(key) if isinstance(key, str) else None
+    if found is None and isinstance(key, str) and key:
+        return web.json_response({"ignored": "an incident that did not come from this bot"})
+    found = found or INCIDENT_IN_TITLE.search(str(data.get("title", "")))
     if found is None:
         return web.json_response({"ignored": "no incident of ours in the title"})
     number = int(found.group(1).removeprefix("INC-"))
