@@ -127,21 +127,13 @@ def holder_is_gone(holder: str) -> bool:
     return False
 
 
-# APScheduler 3 stores a job's callable by its import path, so the function it names must be
-# module-level; it finds the process's handler here, by database. The wiring registers the
-# handler when the scheduler starts and removes it when it stops. `run_due` does not go through
-# it: the job came from this instance's own store, so this instance's handler runs it, whatever
-# database URL the job was stored under (a moved host or a rotated user changes the URL).
-_HANDLERS: dict[str, Handler] = {}
-
-
 async def fire(database: str, kind: str, payload: str) -> None:
-    """The function every stored job names (its arguments: database key, kind, payload)."""
-    handler = _HANDLERS.get(database)
-    if handler is None:
-        log.error("timer %s fired with no handler registered for %s", kind, database)
-        return
-    await handler(TimerKind(kind), json.loads(payload))
+    """The callable every stored job names; APScheduler needs one it can import.
+
+    Jobs never run through it: the scheduler stays paused and `Timers.run_due` hands each due
+    job's kind and payload to the handler of the instance that read it from its store.
+    """
+    log.error("timer %s was run by APScheduler itself; Timers.run_due runs timers", kind)
 
 
 def sync_url(url: str) -> str:
@@ -186,13 +178,12 @@ class Timers:
     def start(self, handler: Handler) -> None:
         """Open the job store; jobs only run in the process holding the lease (see poll)."""
         self.handler = handler
-        _HANDLERS[self.key] = handler
         if not self.scheduler.running:
             # Paused: APScheduler keeps the jobs; `poll` decides when they run.
             self.scheduler.start(paused=True)
 
     def start_polling(self, every: float = 1.0) -> None:
-        """Contend for the lease, and wake the leader's scheduler, every few seconds."""
+        """Contend for the lease, and run due timers when it is ours, every `every` seconds."""
         if self._poller is None:
             self._poller = asyncio.create_task(self._poll_forever(every), name="timers-poll")
 
@@ -226,8 +217,6 @@ class Timers:
                 await self.release()
             self.leader = False
         self.store.engine.dispose()
-        if self.handler is not None and _HANDLERS.get(self.key) is self.handler:
-            del _HANDLERS[self.key]
 
     async def poll(self) -> None:
         """Take or keep the lease; the lease holder runs the timers that are due."""
