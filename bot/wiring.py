@@ -7,6 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
@@ -200,24 +201,28 @@ async def write_postmortem(settings: Settings, ref: str) -> str:
 
 
 async def check_playbooks(settings: Settings, directory: str | None) -> list[str]:
-    """Every problem in the playbooks, one line each; handles are checked when a token is set."""
-    lookup = None
-    services = None
+    """Every problem in the playbooks, one line each; handles are checked when a token is set.
+
+    When Slack cannot be asked (unreachable, token refused), the files are still checked and
+    the reason the handles were not is logged.
+    """
+    path = Path(directory or settings.PLAYBOOKS_DIR)
+    problems = None
     if settings.SLACK_BOT_TOKEN is not None:
         services = build_services(settings)
-        directory_service = services.directory
 
         async def exists(target: str) -> bool:
-            return bool(await directory_service.members(target))
+            return bool(await services.directory.members(target))
 
-        lookup = exists
-    try:
-        problems = await check_directory(
-            Path(directory or settings.PLAYBOOKS_DIR), lookup_user=lookup
-        )
-    finally:
-        if services is not None:
+        try:
+            problems = await check_directory(path, lookup_user=exists)
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+            log.warning("Slack handles not checked: Slack could not be asked (%s)", reason)
+        finally:
             await services.aclose()
+    if problems is None:
+        problems = await check_directory(path, lookup_user=None)
     return [format_problem(problem) for problem in problems]
 
 

@@ -288,3 +288,41 @@ async def test_the_worker_makes_the_calls_a_commit_owes_and_stops_on_sigterm(
     assert call.args["channel"] == bob and call.args["text"] == "from the worker"
     with sqlite3.connect(db_file) as conn:
         assert conn.execute("SELECT done_at IS NOT NULL FROM side_effect").fetchone() == (1,)
+
+
+async def test_serve_refuses_invalid_playbooks_with_every_problem(tmp_path: Path) -> None:
+    env = base_env(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+        PLAYBOOKS_DIR=str(ROOT / "tests" / "playbooks_broken"),
+    )
+    code, output = await run_bot("serve", env=env, cwd=tmp_path)
+    assert code == 2, output
+    assert "unknown_role.yaml:9: escalation[1].page[1]: unknown role `dba`" in output
+    assert (
+        "duration_words.yaml:7: escalation[0].after: `5 minutes` is not a duration — write `5m`"
+        in output
+    )
+    assert "Traceback" not in output
+    offline = base_env()  # no token: the files alone are checked
+    checked, _ = await run_bot(
+        "playbooks", "check", str(ROOT / "tests" / "playbooks_broken"), env=offline, cwd=tmp_path
+    )
+    assert checked == 1
+    fine, said = await run_bot(
+        "playbooks", "check", str(ROOT / "playbooks"), env=offline, cwd=tmp_path
+    )
+    assert fine == 0 and "playbooks OK" in said
+
+
+async def test_playbooks_check_still_checks_the_files_when_slack_cannot_be_asked(
+    tmp_path: Path,
+) -> None:
+    env = base_env(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/")
+    code, output = await run_bot(
+        "playbooks", "check", str(ROOT / "playbooks"), env=env, cwd=tmp_path
+    )
+    assert code == 0, output
+    assert "Slack handles not checked" in output and "playbooks OK" in output
+    assert "Traceback" not in output

@@ -215,6 +215,11 @@ async def test_the_dm_page_leaves_before_the_topic_and_the_bookmarks(world: Pagi
         if c.method == "chat.postMessage" and c.args.get("channel") == channel
     ]
     assert to_channel and dm_index < min(to_channel)  # checklist, card and the rest come after
+    # The playbook's bookmarks are in the channel and among the card's links.
+    (bookmark,) = world.emu.calls_to("bookmarks.add")
+    assert bookmark.args["link"] == "https://grafana.example.com/d/db"
+    card = world.emu.calls_to("chat.update")[-1]
+    assert "https://grafana.example.com/d/db" in str(card.args["blocks"])
 
 
 async def test_an_untiered_pagerduty_role_is_paged_at_once_before_anything_cosmetic(

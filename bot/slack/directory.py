@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -19,15 +20,19 @@ MISS_REFRESH_SECONDS = 30.0  # a handle not in the index reads it again when old
 class SlackDirectory:
     """Looks people up, with a small bounded cache that expires."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self, client: AsyncWebClient, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
+        self.monotonic = monotonic  # how the cache tells its age; tests pass their own
         self._users: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._handles: tuple[float, dict[str, str]] | None = None
+        self._targets: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     async def user(self, user_id: str) -> dict[str, Any] | None:
         """users.info, cached; None for a user Slack does not know."""
         cached = self._users.get(user_id)
-        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        if cached is not None and self.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
         try:
             response = await self.client.users_info(user=user_id)
@@ -38,11 +43,11 @@ class SlackDirectory:
             user = None
         if len(self._users) >= CACHE_SIZE:
             self._users.pop(next(iter(self._users)))
-        self._users[user_id] = (time.monotonic(), user)
+        self._users[user_id] = (self.monotonic(), user)
         return user
 
     async def _handle_index(self, *, fresher_than: float = CACHE_SECONDS) -> dict[str, str]:
-        if self._handles is not None and time.monotonic() - self._handles[0] < fresher_than:
+        if self._handles is not None and self.monotonic() - self._handles[0] < fresher_than:
             return self._handles[1]
         index: dict[str, str] = {}
         cursor: str | None = None
@@ -59,7 +64,7 @@ class SlackDirectory:
             cursor = _next_cursor(response.get("response_metadata"))
             if not cursor:
                 break
-        self._handles = (time.monotonic(), index)
+        self._handles = (self.monotonic(), index)
         return index
 
     async def resolve(self, ref: UserRef) -> str:
@@ -82,8 +87,23 @@ class SlackDirectory:
         return user_id
 
     async def members(self, target: str) -> list[str]:
-        """The user ids behind a playbook target: a user id, @handle, email or user group."""
+        """The user ids behind a playbook target: a user id, @handle, email or user group.
+
+        Emails and user groups are cached like users (bounded, expiring); ids and handles go
+        through the user cache and the handle index.
+        """
         target = target.strip()
+        cached = self._targets.get(target)
+        if cached is not None and self.monotonic() - cached[0] < CACHE_SECONDS:
+            return list(cached[1])
+        found = await self._members(target)
+        if target.startswith("S") or ("@" in target and not target.startswith("@")):
+            if len(self._targets) >= CACHE_SIZE:
+                self._targets.pop(next(iter(self._targets)))
+            self._targets[target] = (self.monotonic(), tuple(found))
+        return found
+
+    async def _members(self, target: str) -> list[str]:
         try:
             if target.startswith("S"):
                 response = await self.client.usergroups_users_list(usergroup=target)

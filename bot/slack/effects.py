@@ -79,6 +79,8 @@ class SlackEffects:
         assert incident.id is not None
         async with self.services.sessions() as session:
             roles = await IncidentRepo(session).roles(incident.id)
+        playbook = self.services.playbook(incident.playbook)
+        links = [(b.title, str(b.link)) for b in playbook.bookmarks] if playbook else []
         return blocks.CardData(
             ref=incident.ref,
             title=incident.title,
@@ -92,6 +94,7 @@ class SlackEffects:
             resolved_at=incident.resolved_at,
             channel_id=incident.channel_id,
             playbook=incident.playbook,
+            links=links,
         )
 
     # -- executors ------------------------------------------------------------------------
