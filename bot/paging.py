@@ -319,8 +319,10 @@ class Paging:
             pager = self.pager_for(incident, playbook, page)
             receipt = await pager.trigger(self._request(incident, page))
         except PagerFailed as failure:
+            self.services.metrics.inc("pages_total", provider=page.provider, outcome="failed")
             await self._fall_back(incident, playbook, page, failure)
             return
+        self.services.metrics.inc("pages_total", provider=page.provider, outcome="sent")
         await self._save_page(page_id, external_ref=receipt.external_id or "sent")
         if page.role and playbook is not None:
             await self._bring_escalation_forward(incident, playbook, page)
@@ -704,6 +706,7 @@ async def acknowledge(
             text=f":white_check_mark: {who} acknowledged the page{role} after {after}; "
             "escalation stopped.",
         )
+    services.metrics.inc("page_acknowledgements_total", via=provider or "slack")
     return Reply(f"Thanks — you acknowledged {incident.ref}; escalation stopped.")
 
 

@@ -50,6 +50,7 @@ class Reminders:
 
     async def handle(self, kind: TimerKind, payload: Mapping[str, Any]) -> None:
         """The one entry point of every timer."""
+        self.services.metrics.inc("timers_fired_total", kind=kind.value)
         if kind is TimerKind.ESCALATE:
             await paging.escalate(
                 self.services,

@@ -244,6 +244,7 @@ async def declare(
             # Two declarations took the same number at once; the loser takes the next one.
             if attempt == 9:
                 raise
+    services.metrics.inc("incidents_declared_total", severity=severity.value)
     shown = f"*{incident.ref}* ({severity_label(severity)}): {blocks.escape_mrkdwn(title)}"
     return Reply(f"Declared {shown}. Opening its channel now…")
 

@@ -364,6 +364,11 @@ async def test_the_acknowledge_button_stops_escalation_and_tells_pagerduty(
     assert world.responses_text()[-1] == f"Already acknowledged by <@{carol}>."
     assert len(await world.timeline(EntryKind.ACK)) == 1
     assert len(world.pd_events("acknowledge")) == 1
+    async with world.harness.http.get(world.harness.url + "/metrics") as response:
+        metrics = await response.text()
+    assert 'page_acknowledgements_total{via="slack"} 1' in metrics
+    assert 'pages_total{outcome="sent",provider="pagerduty"} 1' in metrics
+    assert 'incidents_declared_total{severity="sev2"} 1' in metrics
     assert_all_calls_valid(world.emu.calls)
 
 
