@@ -86,13 +86,12 @@ async def plan_declaration(
     # Pages first; what follows only helps the people who come.
     await usecases.reset_status_reminder(session, services, incident)
     if playbook.checklist:
-        items = "\n".join(f"• {blocks.escape_mrkdwn(item)}" for item in playbook.checklist)
         await enqueue_post(
             session,
             incident_id=incident.id,
             now=now,
             to="incident",
-            text=f":clipboard: Checklist ({playbook.name}):\n{items}",
+            text=blocks.checklist_text(f"Checklist ({playbook.name})", playbook.checklist),
         )
         await enqueue_timer(
             session,
@@ -469,20 +468,16 @@ class Paging:
             repo = IncidentRepo(session)
             now = self.services.clock.now()
             events: list[TimelineEvent] = []
+            warnings: list[str] = []  # posted in the channel too
             invite: list[str] = []
             for name, people in found.items():
                 role = playbook.roles[name]
                 if not people:
                     if role.slack or role.required:
                         wanted = ", ".join(f"`{t}`" for t in missing.get(name, [])) or "nobody"
-                        events.append(
-                            TimelineEvent(
-                                EntryKind.ROLE,
-                                now,
-                                f"Nobody could be found for the {name} role ({wanted})",
-                                None,
-                            )
-                        )
+                        nobody = f"Nobody could be found for the {name} role ({wanted})"
+                        events.append(TimelineEvent(EntryKind.ROLE, now, nobody, None))
+                        warnings.append(f":warning: {nobody}.")
                     continue
                 holders = people[:1] if name == COMMANDER_ROLE else people
                 for person in holders:
@@ -503,15 +498,10 @@ class Paging:
                         people=paged,
                     )
             repo.record(incident, events, recorded_at=now, source=EntrySource.SYSTEM)
-            for event in events:
-                if event.text.startswith("Nobody"):
-                    await enqueue_post(
-                        session,
-                        incident_id=incident.id,
-                        now=now,
-                        to="incident",
-                        text=f":warning: {event.text}.",
-                    )
+            for warning in warnings:
+                await enqueue_post(
+                    session, incident_id=incident.id, now=now, to="incident", text=warning
+                )
             if invite:
                 await enqueue(
                     session,

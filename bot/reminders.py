@@ -17,12 +17,12 @@ from bot.core.enums import FollowUpKind, Status
 from bot.core.lifecycle import severity_label
 from bot.db.models import Incident, SideEffect
 from bot.db.repo import FollowUpRepo, IncidentRepo
-from bot.outbox import EffectKind, Executor, enqueue_post, enqueue_timer
+from bot.outbox import EffectKind, Executor, enqueue_post
 from bot.services import Services
 from bot.slack import blocks
 from bot.slack.ids import ActionId
 from bot.timers import TimerKind, status_key
-from bot.usecases import Reply, transaction
+from bot.usecases import Reply, reset_status_reminder, transaction
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +95,21 @@ class Reminders:
                 text=text,
                 blocks=snooze_blocks(text, incident_id),
             )
-            await schedule_status_reminder(self.services, session, incident, at=now + every)
+            await reset_status_reminder(session, self.services, incident, at=now + every)
 
     async def checklist_nudge(self, incident_id: int) -> None:
         incident = await self._open_incident(incident_id)
         playbook = self.services.playbook(incident.playbook) if incident else None
         if incident is None or playbook is None or not playbook.checklist:
             return
-        items = "\n".join(f"• {blocks.escape_mrkdwn(item)}" for item in playbook.checklist)
+        text = blocks.checklist_text(f"Checklist for {incident.ref}", playbook.checklist)
         async with transaction(self.services) as session:
             await enqueue_post(
                 session,
                 incident_id=incident_id,
                 now=self.services.clock.now(),
                 to="incident",
-                text=f":clipboard: Checklist for {incident.ref}:\n{items}",
+                text=text,
             )
 
     async def postmortem_due(self, incident_id: int) -> None:
@@ -175,26 +175,6 @@ def snooze_blocks(text: str, incident_id: int) -> list[dict[str, Any]]:
     ]
 
 
-async def schedule_status_reminder(
-    services: Services, session: Any, incident: Incident, *, at: datetime | None = None
-) -> None:
-    """(Re)set the next status-update reminder: `every` from now, per the severity."""
-    playbook = services.playbook(incident.playbook)
-    every = playbook.reminder_interval(incident.severity) if playbook else None
-    if every is None or incident.id is None:
-        return
-    now = services.clock.now()
-    await enqueue_timer(
-        session,
-        incident_id=incident.id,
-        kind=TimerKind.STATUS_REMINDER,
-        key=status_key(incident.id),
-        at=at or now + every,
-        payload={"incident_id": incident.id},
-        now=now,
-    )
-
-
 async def snooze(services: Services, *, incident_id: int, actor: str) -> Reply:
     """The Snooze button: the next reminder comes one interval later than it would have.
 
@@ -214,5 +194,5 @@ async def snooze(services: Services, *, incident_id: int, actor: str) -> Reply:
     due = await services.timers.when(status_key(incident_id))
     at = max(due or now, now) + every
     async with transaction(services) as session:
-        await schedule_status_reminder(services, session, incident, at=at)
+        await reset_status_reminder(session, services, incident, at=at)
     return Reply(f"Snoozed: the next reminder is at {format_time(at, services.settings.timezone)}.")

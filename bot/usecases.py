@@ -424,9 +424,9 @@ async def _after_resolution(session: AsyncSession, services: Services, incident:
 
 
 async def reset_status_reminder(
-    session: AsyncSession, services: Services, incident: Incident
+    session: AsyncSession, services: Services, incident: Incident, *, at: datetime | None = None
 ) -> None:
-    """The next status-update reminder, one interval (for the severity) from now."""
+    """The next status-update reminder at `at`, or one interval (for the severity) from now."""
     playbook = services.playbook(incident.playbook)
     every = playbook.reminder_interval(incident.severity) if playbook else None
     if every is None or incident.id is None or incident.status is Status.RESOLVED:
@@ -437,7 +437,7 @@ async def reset_status_reminder(
         incident_id=incident.id,
         kind=TimerKind.STATUS_REMINDER,
         key=status_key(incident.id),
-        at=now + every,
+        at=at or now + every,
         payload={"incident_id": incident.id},
         now=now,
     )

@@ -757,3 +757,9 @@ def task_list_blocks(ref: str, tasks: Sequence[TaskLine]) -> list[Block]:
     if shown < len(tasks):
         out.append(_context(f"… and {_count(len(tasks) - shown, 'more task', 'more tasks')}."))
     return out
+
+
+def checklist_text(heading: str, items: Sequence[str]) -> str:
+    """A playbook checklist as one message: the heading, then one bullet per item."""
+    lines = "\n".join(f"• {escape_mrkdwn(item)}" for item in items)
+    return truncate(f":clipboard: {heading}:\n{lines}", MAX_SECTION_TEXT)
