@@ -512,9 +512,14 @@ async def assign_role(
 ) -> Reply:
     """Give a role to a person, who is invited to the channel."""
     role = role.lower()
-    if role not in KNOWN_ROLES:
+    incident_id = await _find(services, asked=asked)
+    async with services.sessions() as session:
+        found = await IncidentRepo(session).by_id(incident_id)
+    playbook = services.playbook(found.playbook) if found else None
+    roles = KNOWN_ROLES | set(playbook.roles if playbook else ())
+    if role not in roles:
         raise UserError(
-            f"`{role}` is not a role here: use one of {', '.join(sorted(KNOWN_ROLES))} "
+            f"`{role}` is not a role here: use one of {', '.join(sorted(roles))} "
             f"(`{grammar.USAGE['role']}`)."
         )
     user_id = await services.directory.resolve(user)

@@ -18,9 +18,11 @@ import pytest
 from bot.core.clock import FakeClock
 from bot.core.enums import EntryKind, PageState, Severity
 from bot.core.playbooks import load_playbook
+from bot.db.repo import IncidentRepo
 from bot.emulator import SlackEmulator
 from bot.slack import directory
 from bot.slack.ids import ActionId
+from tests.conftest import make_settings, start_bot, stop_bot
 from tests.paging_fixtures import (
     DB_TITLE,
     GENIE_KEY,
@@ -876,3 +878,35 @@ async def test_a_public_sev1_incident_is_announced_for_comparison(world: PagingW
     await world.declare(severity=Severity.SEV1)
     assert world.announcements is not None
     assert len(world.channel_texts(world.announcements)) == 1
+
+
+async def test_a_role_the_playbook_defines_can_be_given_by_command(
+    sqlite_url: str, emulator: SlackEmulator, clock: FakeClock
+) -> None:
+    playbook = load_playbook(
+        "match: {default: true}\nroles:\n  dba: {slack: ['@erin']}\n", filename="default.yaml"
+    )
+    alice, frank = emulator.add_user("alice"), emulator.add_user("frank")
+    emulator.add_user("erin")
+    settings = make_settings(database_url=sqlite_url, api_url=emulator.url)
+    bot, runner = await start_bot(
+        settings=settings, emulator=emulator, clock=clock, playbooks=[playbook]
+    )
+    try:
+        await bot.command("declare sev2 Replication lag", user=alice)
+        await bot.settle()
+        async with bot.services.sessions() as session:
+            incident = await IncidentRepo(session).by_number(1)
+        assert incident is not None and incident.channel_id is not None
+        await bot.command(f"role dba <@{frank}|frank>", user=alice, channel=incident.channel_id)
+        await bot.settle()
+        assert emulator.responses[-1].args["text"] == f"<@{frank}> is now dba of INC-1."
+        await bot.command(f"role wizard <@{frank}|frank>", user=alice, channel=incident.channel_id)
+        await bot.settle()
+        refused = str(emulator.responses[-1].args["text"])
+        assert refused == (
+            "`wizard` is not a role here: use one of commander, comms, dba, deputy, lead, "
+            "liaison, ops, scribe (`/incident role ROLE @user`)."
+        )
+    finally:
+        await stop_bot(bot, runner)
