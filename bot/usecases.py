@@ -724,7 +724,7 @@ async def record_pin(
     author: str | None,
 ) -> None:
     """📌 on a message: it joins the timeline at the message's own time, once."""
-    async with transaction(services) as session:
+    async with services.locks.hold(f"pin:{channel_id}:{ts}"), transaction(services) as session:
         repo = IncidentRepo(session)
         incident = await repo.by_channel(channel_id)
         now = services.clock.now()
@@ -766,7 +766,7 @@ async def retract_pin(
     services: Services, *, event_id: str, channel_id: str, ts: str, by: str
 ) -> None:
     """📌 removed: when it was the last one, the entry leaves the timeline (kept, retracted)."""
-    async with transaction(services) as session:
+    async with services.locks.hold(f"pin:{channel_id}:{ts}"), transaction(services) as session:
         repo = IncidentRepo(session)
         incident = await repo.by_channel(channel_id)
         now = services.clock.now()

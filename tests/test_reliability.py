@@ -504,6 +504,30 @@ async def test_the_entry_stays_while_anyone_still_has_a_pin_on_the_message(
     assert_all_calls_valid(emu.calls)
 
 
+async def test_a_pin_taken_away_at_once_is_applied_in_the_order_slack_sent_it(
+    bot: BotHarness,
+) -> None:
+    """Each event is handled in its own task; per message they still apply in arrival order."""
+    emu = bot.emulator
+    alice, bob = emu.add_user("alice"), emu.add_user("bob")
+    inc = await declare_and_settle(bot, alice)
+    channel = inc.channel_id or ""
+    gone = [emu.post_as_user(channel, bob, f"gone {n}") for n in range(8)]
+    kept = [emu.post_as_user(channel, bob, f"kept {n}") for n in range(8)]
+    number = 0
+    for ts in gone + kept:  # no settling in between: the work overlaps
+        steps = [pin_event, unpin_event] + ([pin_event] if ts in kept else [])
+        for make in steps:
+            number += 1
+            event = make(user=alice, channel=channel, ts=ts, item_user=bob)
+            assert (await bot.event(event, event_id=f"Ev{number}")).status == 200
+    await bot.settle()
+    by_ts = {e.slack_ts: e for e in await entries(bot, inc.id) if e.slack_ts}
+    assert all(by_ts[ts].retracted_at is not None for ts in gone)
+    assert all(by_ts[ts].retracted_at is None for ts in kept)
+    assert len(bot.services.locks) == 0  # nothing held once the work is done
+
+
 async def test_other_reactions_and_pins_elsewhere_are_ignored(bot: BotHarness) -> None:
     emu = bot.emulator
     alice, bob = emu.add_user("alice"), emu.add_user("bob")
