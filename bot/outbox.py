@@ -50,6 +50,7 @@ RETRYABLE_SLACK_ERRORS = frozenset(
 
 class EffectKind(StrEnum):
     CREATE_CHANNEL = "create_channel"
+    TELL_DECLARER = "tell_declarer"
     INVITE = "invite"
     POST_CARD = "post_card"
     SYNC_CARD = "sync_card"  # chat.update of the card and the topic, coalesced

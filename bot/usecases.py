@@ -289,12 +289,12 @@ async def _record_declaration(
         kind=EffectKind.CREATE_CHANNEL,
         incident_id=incident.id,
         now=now,
-        payload={"response_url": response_url},
     )
     if plan is not None:
         await plan(session, incident)
     effects: list[tuple[EffectKind, dict[str, Any]]] = [
         (EffectKind.INVITE, {"users": [actor]}),
+        (EffectKind.TELL_DECLARER, {"response_url": response_url}),
         (EffectKind.POST_CARD, {}),
         (EffectKind.SYNC_CARD, {}),
     ]

@@ -386,6 +386,9 @@ async def test_submitting_the_modal_declares_a_public_incident_and_announces_it(
     announcements = bot.services.settings.INCIDENTS_CHANNEL
     announced = [c for c in emu.calls_to("chat.postMessage") if c.args["channel"] == announcements]
     assert len(announced) == 1 and "INC-1" in announced[0].args["text"]
+    # The form has no response_url: the declarer gets the channel's link by DM.
+    (told,) = [c for c in emu.calls_to("chat.postMessage") if c.args["channel"] == alice]
+    assert told.args["text"] == f"INC-1 declared: <#{incident.channel_id}>"
     assert_all_calls_valid(emu.calls)
 
 

@@ -41,6 +41,7 @@ class SlackEffects:
     def executors(self) -> dict[str, Executor]:
         return {
             EffectKind.CREATE_CHANNEL: self.create_channel,
+            EffectKind.TELL_DECLARER: self.tell_declarer,
             EffectKind.INVITE: self.invite,
             EffectKind.POST_CARD: self.post_card,
             EffectKind.SYNC_CARD: self.sync_card,
@@ -123,15 +124,21 @@ class SlackEffects:
             channel = response["channel"]
             await self._save(incident, channel_id=channel["id"], channel_name=channel["name"])
             incident.channel_id = channel["id"]
+
+    async def tell_declarer(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        """The channel's link: privately in the command's reply, or by DM after the form."""
+        incident, channel = await self._channel(effect)
+        text = f"{incident.ref} declared: <#{channel}>"
         response_url = payload.get("response_url")
-        if response_url:
-            text = f"{incident.ref} declared: <#{incident.channel_id}>"
-            try:
+        try:
+            if response_url:
                 await AsyncWebhookClient(response_url).send(
                     text=text, response_type="ephemeral", replace_original=False
                 )
-            except Exception:  # the channel exists either way; this is only a courtesy link
-                log.warning("could not answer the declarer of %s", incident.ref)
+            else:
+                await self.client.chat_postMessage(channel=incident.declared_by, text=text)
+        except Exception:  # the channel exists either way; this is only a courtesy link
+            log.warning("could not send the declarer of %s its channel", incident.ref)
 
     async def invite(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         _, channel = await self._channel(effect)
