@@ -104,16 +104,21 @@ async def enqueue(
     )
 
 
+# Where a POST goes, besides a user id (a DM).
+TO_INCIDENT = "incident"  # the incident's own channel
+TO_ANNOUNCEMENTS = "announce"  # INCIDENTS_CHANNEL
+
+
 async def enqueue_post(
     session: AsyncSession,
     *,
     incident_id: int | None,
     text: str,
     now: datetime,
-    to: str = "incident",
+    to: str = TO_INCIDENT,
     blocks: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
-    """A message for the incident channel ("incident"), INCIDENTS_CHANNEL ("announce") or a user."""
+    """A message for the incident's channel, INCIDENTS_CHANNEL, or a person (a user id)."""
     payload: dict[str, Any] = {"to": to, "text": text}
     if blocks:
         payload["blocks"] = list(blocks)

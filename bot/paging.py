@@ -90,7 +90,6 @@ async def plan_declaration(
             session,
             incident_id=incident.id,
             now=now,
-            to="incident",
             text=blocks.checklist_text(f"Checklist ({playbook.name})", playbook.checklist),
         )
         await enqueue_timer(
@@ -395,9 +394,7 @@ class Paging:
                 recorded_at=now,
                 source=EntrySource.SYSTEM,
             )
-            await enqueue_post(
-                session, incident_id=incident.id, now=now, to="incident", text=f":warning: {text}"
-            )
+            await enqueue_post(session, incident_id=incident.id, now=now, text=f":warning: {text}")
             if fallback:
                 await _record_pages(
                     session,
@@ -499,9 +496,7 @@ class Paging:
                     )
             repo.record(incident, events, recorded_at=now, source=EntrySource.SYSTEM)
             for warning in warnings:
-                await enqueue_post(
-                    session, incident_id=incident.id, now=now, to="incident", text=warning
-                )
+                await enqueue_post(session, incident_id=incident.id, now=now, text=warning)
             if invite:
                 await enqueue(
                     session,
@@ -624,7 +619,6 @@ async def escalate(services: Services, *, incident_id: int, tier: int, actor: st
             session,
             incident_id=incident_id,
             now=now,
-            to="incident",
             text=f":rotating_light: Escalated to tier {tier}: {', '.join(who)}.",
         )
     return True
@@ -692,7 +686,6 @@ async def acknowledge(
             session,
             incident_id=incident_id,
             now=now,
-            to="incident",
             text=f":white_check_mark: {who} acknowledged the page{role} after {after}; "
             "escalation stopped.",
         )

@@ -91,7 +91,6 @@ class Reminders:
                 session,
                 incident_id=incident_id,
                 now=now,
-                to="incident",
                 text=text,
                 blocks=snooze_blocks(text, incident_id),
             )
@@ -108,7 +107,6 @@ class Reminders:
                 session,
                 incident_id=incident_id,
                 now=self.services.clock.now(),
-                to="incident",
                 text=text,
             )
 

@@ -39,7 +39,14 @@ from bot.core.lifecycle import (
 from bot.db.models import Incident, TimelineEntry
 from bot.db.repo import IncidentRepo
 from bot.errors import UserError
-from bot.outbox import EffectKind, enqueue, enqueue_cancel, enqueue_post, enqueue_timer
+from bot.outbox import (
+    TO_INCIDENT,
+    EffectKind,
+    enqueue,
+    enqueue_cancel,
+    enqueue_post,
+    enqueue_timer,
+)
 from bot.services import Services
 from bot.slack import blocks
 from bot.timers import TimerKind, postmortem_key, status_key, while_open_prefixes
@@ -48,9 +55,6 @@ log = logging.getLogger(__name__)
 
 # Roles a person can be given until playbooks name their own.
 KNOWN_ROLES = frozenset({COMMANDER_ROLE, "deputy", "scribe", "comms", "ops", "liaison", "lead"})
-
-INCIDENT_CHANNEL = "incident"  # POST target meaning "the incident's own channel"
-ANNOUNCEMENTS = "announce"  # POST target meaning INCIDENTS_CHANNEL
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ async def _post(
     incident: Incident,
     text: str,
     *,
-    to: str = INCIDENT_CHANNEL,
+    to: str = TO_INCIDENT,
 ) -> None:
     await enqueue_post(session, incident_id=incident.id, now=services.clock.now(), to=to, text=text)
 

@@ -22,7 +22,7 @@ from bot.core.lifecycle import severity_label
 from bot.db.models import Incident, SideEffect
 from bot.db.repo import IncidentRepo
 from bot.errors import SideEffectFailed
-from bot.outbox import EffectKind, Executor
+from bot.outbox import TO_ANNOUNCEMENTS, TO_INCIDENT, EffectKind, Executor
 from bot.services import Services
 from bot.slack import blocks
 
@@ -215,12 +215,12 @@ class SlackEffects:
 
     async def post(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         """A message to the incident channel, the announcement channel, or a person (DM)."""
-        to = str(payload.get("to", "incident"))
-        if to == "announce":
+        to = str(payload.get("to", TO_INCIDENT))
+        if to == TO_ANNOUNCEMENTS:
             channel = self.services.settings.INCIDENTS_CHANNEL
             if not channel:
                 return
-        elif to == "incident":
+        elif to == TO_INCIDENT:
             _, channel = await self._channel(effect)
         else:
             channel = to  # a user id: Slack opens the DM
