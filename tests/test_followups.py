@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot import postmortems, usecases
-from bot.core import grammar
 from bot.core.clock import FakeClock
 from bot.core.enums import FollowUpKind
 from bot.db.models import FollowUp, Incident
@@ -25,6 +24,8 @@ from bot.db.repo import IncidentRepo
 from bot.emulator import SlackEmulator
 from bot.slack.ids import ActionId
 from tests.conftest import BotHarness
+from tests.conversation import refused_in_ack
+from tests.conversation import reply_to as run
 from tests.slack_schema import assert_all_calls_valid
 from tests.test_blocks import assert_valid_blocks
 
@@ -49,36 +50,6 @@ def people(emulator: SlackEmulator) -> People:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-async def run(
-    bot: BotHarness, text: str, *, user: str, channel: str = "CGENERAL", answers: int = 1
-) -> str:
-    """`/incident text` acked empty; the (first) ephemeral answer sent to response_url."""
-    seen = len(bot.emulator.responses)
-    reply = await bot.command(text, user=user, channel=channel)
-    assert (reply.status, reply.text) == (200, ""), reply.text
-    await bot.settle()
-    answered = bot.emulator.responses[seen:]
-    assert len(answered) == answers, [a.args for a in answered]
-    for answer in answered:
-        assert answer.ok, answer.response
-        assert answer.args["response_type"] == "ephemeral"
-    return str(answered[0].args["text"])
-
-
-async def refused_in_ack(bot: BotHarness, text: str, *, user: str, channel: str) -> str:
-    """A parse error: the ack itself answers, ephemerally, and nothing else happens."""
-    seen = len(bot.emulator.responses)
-    reply = await bot.command(text, user=user, channel=channel)
-    assert reply.status == 200
-    body = reply.json()
-    assert body["response_type"] == "ephemeral"
-    await bot.settle()
-    assert bot.emulator.responses[seen:] == []
-    first, _, rest = str(body["text"]).partition("\n\n")
-    assert rest == grammar.HELP_TEXT
-    return first
 
 
 def clear(text: str) -> None:

@@ -17,13 +17,13 @@ import pytest
 import sqlalchemy as sa
 
 from bot import usecases
-from bot.core import grammar
 from bot.core.clock import FakeClock
 from bot.core.enums import EntryKind, Status
 from bot.db.models import Incident, TimelineEntry
 from bot.db.repo import IncidentRepo
 from bot.emulator import SlackEmulator
 from tests.conftest import BotHarness, make_settings, start_bot, stop_bot
+from tests.conversation import refused_in_ack, reply_to
 from tests.slack_schema import assert_all_calls_valid
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9_-]{1,80}$")
@@ -70,31 +70,8 @@ async def announcing_bot(
 
 
 async def run(bot: BotHarness, text: str, *, user: str, channel: str = "CGENERAL") -> str:
-    """`/incident text`, acked with an empty 200, then the one reply the person got."""
-    seen = len(bot.emulator.responses)
-    reply = await bot.command(text, user=user, channel=channel)
-    assert (reply.status, reply.text) == (200, ""), reply.text
-    await bot.settle()
-    answers = bot.emulator.responses[seen:]
-    assert answers, f"no reply to `/incident {text}`"
-    for answer in answers:
-        assert answer.ok, answer.response
-        assert answer.args["response_type"] == "ephemeral"
-    return str(answers[0].args["text"])
-
-
-async def refused_in_ack(bot: BotHarness, text: str, *, user: str, channel: str) -> str:
-    """A parse error: answered in the ack itself, ephemeral, nothing sent to response_url."""
-    seen = len(bot.emulator.responses)
-    reply = await bot.command(text, user=user, channel=channel)
-    assert reply.status == 200
-    body = reply.json()
-    assert body["response_type"] == "ephemeral"
-    await bot.settle()
-    assert bot.emulator.responses[seen:] == []
-    first, _, rest = str(body["text"]).partition("\n\n")
-    assert rest == grammar.HELP_TEXT
-    return first
+    """`/incident text`, acked with an empty 200, then the first reply the person got."""
+    return await reply_to(bot, text, user=user, channel=channel, answers=None)
 
 
 async def incident(bot: BotHarness, number: int) -> Incident:

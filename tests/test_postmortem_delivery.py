@@ -33,6 +33,7 @@ from bot.emulator import SlackEmulator
 from bot.emulator.state import StoredFile
 from bot.outbox import EffectKind
 from tests.conftest import BOT_TOKEN, BotHarness, make_settings, start_bot, stop_bot
+from tests.conversation import reply_to as run
 from tests.slack_schema import assert_all_calls_valid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,22 +90,6 @@ async def bot(delivery: Delivery) -> BotHarness:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-async def run(
-    bot: BotHarness, text: str, *, user: str, channel: str = "CGENERAL", answers: int = 1
-) -> str:
-    """`/incident text`: acked empty, then `answers` ephemeral replies; the first one."""
-    seen = len(bot.emulator.responses)
-    reply = await bot.command(text, user=user, channel=channel)
-    assert (reply.status, reply.text) == (200, ""), reply.text
-    await bot.settle()
-    answered = bot.emulator.responses[seen:]
-    assert len(answered) == answers, [a.args for a in answered]
-    for answer in answered:
-        assert answer.ok, answer.response
-        assert answer.args["response_type"] == "ephemeral"
-    return str(answered[0].args["text"])
 
 
 async def declare(bot: BotHarness, user: str, text: str = "sev1 Checkout latency spike") -> str:

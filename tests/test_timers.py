@@ -34,6 +34,7 @@ from bot.slack.ids import ActionId
 from bot.timers import LEASE_FOR, MACHINE, TimerKind, Timers, holder_id, holder_is_gone
 from bot.usecases import Asked
 from tests.conftest import BotHarness, make_settings, start_bot, stop_bot
+from tests.conversation import answers_to as run
 from tests.slack_schema import assert_all_calls_valid
 from tests.test_blocks import assert_valid_blocks
 
@@ -98,17 +99,6 @@ async def bot(
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-async def run(bot: BotHarness, text: str, *, user: str, channel: str = "CGENERAL") -> list[str]:
-    """`/incident text`, acked empty; the ephemeral answers it got."""
-    seen = len(bot.emulator.responses)
-    reply = await bot.command(text, user=user, channel=channel)
-    assert (reply.status, reply.text) == (200, ""), reply.text
-    await bot.settle()
-    answers = bot.emulator.responses[seen:]
-    assert answers and all(a.ok for a in answers), [a.args for a in answers]
-    return [str(a.args["text"]) for a in answers]
 
 
 async def declare(bot: BotHarness, user: str, text: str = "sev2 Checkout latency") -> str:
