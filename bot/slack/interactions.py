@@ -33,34 +33,20 @@ async def _answer(respond: AsyncRespond, reply: usecases.Reply) -> None:
     await respond(text=reply.text, response_type="ephemeral", replace_original=False)
 
 
-async def card_menu_selected(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    services: Services,
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-) -> None:
-    """The status or severity menu on the summary card."""
-    await ack()
-
-    # Parsing happens after the ack too: a listener that raises after acking loses the ack.
-    async def run() -> None:
-        asked = usecases.Asked(
-            actor=body["user"]["id"],
-            number=_card_incident(action),
-            channel_id=body.get("channel", {}).get("id"),
+async def _change_from_card(
+    services: Services, body: dict[str, Any], action: dict[str, Any]
+) -> usecases.Reply:
+    asked = usecases.Asked(
+        actor=body["user"]["id"],
+        number=_card_incident(action),
+        channel_id=body.get("channel", {}).get("id"),
+    )
+    value = action["selected_option"]["value"]
+    if action["action_id"] == ActionId.STATUS_SELECT:
+        return await usecases.change_status(
+            services, asked=asked, status=Status(value), at=None, text=None
         )
-        value = action["selected_option"]["value"]
-        if action["action_id"] == ActionId.STATUS_SELECT:
-            reply = await usecases.change_status(
-                services, asked=asked, status=Status(value), at=None, text=None
-            )
-        else:
-            reply = await usecases.change_severity(services, asked=asked, severity=Severity(value))
-        await _answer(respond, reply)
-
-    after_ack(services, run(), body=body, respond=respond, client=client)
+    return await usecases.change_severity(services, asked=asked, severity=Severity(value))
 
 
 async def declare_shortcut(
@@ -120,11 +106,16 @@ async def declare_submitted(
     after_ack(services, work, body=body, respond=None, client=client)
 
 
-ButtonUseCase = Callable[[Services, int, dict[str, Any], dict[str, Any]], Awaitable[usecases.Reply]]
+ActionUseCase = Callable[[Services, dict[str, Any], dict[str, Any]], Awaitable[usecases.Reply]]
+IdUseCase = Callable[[Services, int, dict[str, Any], dict[str, Any]], Awaitable[usecases.Reply]]
 
 
-def id_button(names: str, use_case: ButtonUseCase) -> Callable[..., Awaitable[None]]:
-    """A listener for buttons whose value is an id: ack, check the id, run one use case, answer."""
+def action_listener(use_case: ActionUseCase) -> Callable[..., Awaitable[None]]:
+    """A listener for a button or menu: ack, then run one use case and answer privately.
+
+    Even reading the payload happens after the ack: a listener that raises after acking
+    loses the ack.
+    """
 
     async def listener(
         ack: AsyncAck,
@@ -137,14 +128,25 @@ def id_button(names: str, use_case: ButtonUseCase) -> Callable[..., Awaitable[No
         await ack()
 
         async def run() -> None:
-            value = str(action.get("value", ""))
-            if not value.isdigit():
-                raise UserError(f"That button does not name {names}.")
-            await _answer(respond, await use_case(services, int(value), body, action))
+            await _answer(respond, await use_case(services, body, action))
 
         after_ack(services, run(), body=body, respond=respond, client=client)
 
     return listener
+
+
+def id_button(names: str, use_case: IdUseCase) -> Callable[..., Awaitable[None]]:
+    """A listener for buttons whose value is an id: the id is checked before the use case."""
+
+    async def with_id(
+        services: Services, body: dict[str, Any], action: dict[str, Any]
+    ) -> usecases.Reply:
+        value = str(action.get("value", ""))
+        if not value.isdigit():
+            raise UserError(f"That button does not name {names}.")
+        return await use_case(services, int(value), body, action)
+
+    return action_listener(with_id)
 
 
 async def _finish_task(
@@ -174,6 +176,7 @@ async def _snooze(
     return await reminders.snooze(services, incident_id=incident_id, actor=body["user"]["id"])
 
 
+card_menu_selected = action_listener(_change_from_card)  # status / severity on the card
 task_button = id_button("a task", _finish_task)  # Complete / Remove on `/incident tasks`
 page_button = id_button("a page", _answer_page)  # Acknowledge / Escalate on a page DM
 snooze_button = id_button("an incident", _snooze)  # Snooze on a status-update reminder
