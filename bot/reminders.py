@@ -17,7 +17,7 @@ from bot.core.enums import FollowUpKind, Status
 from bot.core.lifecycle import severity_label
 from bot.db.models import Incident, SideEffect
 from bot.db.repo import FollowUpRepo, IncidentRepo
-from bot.outbox import EffectKind, Executor, enqueue_post
+from bot.outbox import TO_INCIDENT, EffectKind, Executor, enqueue_post
 from bot.services import Services
 from bot.slack import blocks
 from bot.slack.ids import ActionId
@@ -67,6 +67,13 @@ class Reminders:
         elif kind is TimerKind.TASK_OVERDUE:
             await self.task_overdue(int(payload["task_id"]))
 
+    async def _say(self, incident_id: int, text: str, *, to: str = TO_INCIDENT) -> None:
+        """One message, owed through the outbox (the channel, or a person by DM)."""
+        async with transaction(self.services) as session:
+            await enqueue_post(
+                session, incident_id=incident_id, now=self.services.clock.now(), to=to, text=text
+            )
+
     async def _open_incident(self, incident_id: int) -> Incident | None:
         async with self.services.sessions() as session:
             incident = await IncidentRepo(session).by_id(incident_id)
@@ -102,13 +109,7 @@ class Reminders:
         if incident is None or playbook is None or not playbook.checklist:
             return
         text = blocks.checklist_text(f"Checklist for {incident.ref}", playbook.checklist)
-        async with transaction(self.services) as session:
-            await enqueue_post(
-                session,
-                incident_id=incident_id,
-                now=self.services.clock.now(),
-                text=text,
-            )
+        await self._say(incident_id, text)
 
     async def postmortem_due(self, incident_id: int) -> None:
         async with self.services.sessions() as session:
@@ -117,16 +118,11 @@ class Reminders:
             commander = await repo.commander(incident_id)
         if incident is None or incident.status is not Status.RESOLVED:
             return
-        who = commander or incident.declared_by
-        async with transaction(self.services) as session:
-            await enqueue_post(
-                session,
-                incident_id=incident_id,
-                now=self.services.clock.now(),
-                to=who,
-                text=f":memo: The postmortem of {incident.ref} is due today. "
-                f"`/incident {incident.ref} postmortem` uploads the latest draft.",
-            )
+        text = (
+            f":memo: The postmortem of {incident.ref} is due today. "
+            f"`/incident {incident.ref} postmortem` uploads the latest draft."
+        )
+        await self._say(incident_id, text, to=commander or incident.declared_by)
 
     async def task_overdue(self, task_id: int) -> None:
         async with self.services.sessions() as session:
@@ -146,14 +142,7 @@ class Reminders:
             f":hourglass: Your task from {incident.ref} was due {task.due.isoformat()}: "
             f"{blocks.escape_mrkdwn(task.text)} — `/incident {incident.ref} tasks` to complete it."
         )
-        async with transaction(self.services) as session:
-            await enqueue_post(
-                session,
-                incident_id=incident.id,
-                now=self.services.clock.now(),
-                to=task.owner,
-                text=text,
-            )
+        await self._say(task.incident_id, text, to=task.owner)
 
 
 def snooze_blocks(text: str, incident_id: int) -> list[dict[str, Any]]:
