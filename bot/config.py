@@ -54,9 +54,22 @@ class Settings(BaseSettings):
     OPSGENIE_API_URL: str = "https://api.opsgenie.com"
     POSTMORTEM_TOKEN: SecretStr | None = None
     PAGERDUTY_WEBHOOK_SECRET: SecretStr | None = None
+    # On-call lookups (PagerDuty REST; Opsgenie's key is the role's api_key_env or this one).
+    PAGERDUTY_API_URL: str = "https://api.pagerduty.com"
+    PAGERDUTY_API_TOKEN: SecretStr | None = None
+    OPSGENIE_API_KEY: SecretStr | None = None
+    # Alerts from monitoring: the endpoints are off without a token.
+    ALERT_WEBHOOK_TOKEN: SecretStr | None = None
+    GRAFANA_WEBHOOK_SECRET: SecretStr | None = None
+    ALERTS_CHANNEL: str | None = None
+    # Follow-up trackers.
+    GITHUB_API_URL: str = "https://api.github.com"
+    GITHUB_WEBHOOK_SECRET: SecretStr | None = None
+    JIRA_WEBHOOK_SECRET: SecretStr | None = None
     HOST: str = "0.0.0.0"
     PORT: int = Field(default=3000, ge=1, le=65535)
     LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = "text"  # text | json
 
     @field_validator("SLACK_API_URL")
     @classmethod
