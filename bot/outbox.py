@@ -9,7 +9,8 @@ Several processes may run a runner against one database: a row is claimed before
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
@@ -26,13 +28,13 @@ from bot.core.clock import Clock
 from bot.db.models import SideEffect
 from bot.errors import SideEffectFailed
 from bot.metrics import Metrics
-from bot.timers import TimerKind
+from bot.timers import TimerKind, holder_id, holder_is_gone
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=120)
 MAX_BACKOFF = timedelta(minutes=10)
-BATCH = 200
+RUN_LENGTH = 20  # effects of one incident claimed and made back to back at most
 
 # Slack errors that a later attempt can cure; any other `ok: false` is final.
 RETRYABLE_SLACK_ERRORS = frozenset(
@@ -170,7 +172,15 @@ def retryable(error: BaseException) -> bool:
 
 
 class EffectRunner:
-    """Performs committed side effects in order per incident; one per process."""
+    """Performs committed side effects in order per incident; one per process.
+
+    Each incident's effects form a queue held in the database: only the oldest unfinished
+    effect of an incident may start, whichever process runs it, so posts leave in the order
+    they were recorded. A runner claims an incident's due effects as one run (one transaction),
+    makes the calls back to back, and marks each done as it goes. Incidents do not wait for
+    each other: each run is its own task, up to `concurrency` at once. A claim names its
+    holder; a holder that died on this machine is recognised at once and its claims retaken.
+    """
 
     def __init__(
         self,
@@ -179,17 +189,19 @@ class EffectRunner:
         clock: Clock,
         metrics: Metrics,
         poll_seconds: float = 1.0,
+        concurrency: int = 16,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.metrics = metrics
         self.poll_seconds = poll_seconds
+        self.concurrency = concurrency
         self.executors: dict[str, Executor] = {}
+        self.owner = holder_id()
         self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.owner = f"runner-{id(self):x}"
+        self._runs: dict[object, asyncio.Task[int]] = {}  # queue key -> the run under way here
 
     def register(self, executors: Mapping[str, Executor]) -> None:
         self.executors.update(executors)
@@ -203,18 +215,21 @@ class EffectRunner:
             self._task = asyncio.create_task(self._loop(), name="effect-runner")
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Let the effect under way finish (a call made but not marked done would run twice)."""
-        if self._task is None:
+        """Let the effects under way finish (a call made but not marked done would run twice)."""
+        if self._task is None and not self._runs:
             return
         self._stopping = True
         self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), grace)
-        except TimeoutError:
+        pending = [t for t in (self._task, *self._runs.values()) if t is not None]
+        done, late = await asyncio.wait(pending, timeout=grace)
+        if late:
             log.warning("side effects still running after %s s at shutdown; stopping them", grace)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("side-effect run ended with %r at shutdown", task.exception())
         self._task = None
         self._stopping = False
 
@@ -229,27 +244,22 @@ class EffectRunner:
             if self._stopping:
                 return
             try:
-                await self.run_due()
+                await self._start_runs()
             except Exception:  # the loop must outlive a database hiccup; it retries next poll
                 log.exception("side-effect runner pass failed")
 
     async def run_due(self) -> int:
-        """Run every effect that is due now; return how many finished (done or set aside)."""
-        async with self._lock:
-            done = 0
-            while True:
-                batch = await self._due()
-                if not batch:
-                    return done
-                groups: dict[object, list[int]] = {}
-                for effect_id, incident_id in batch:
-                    key = incident_id if incident_id is not None else ("solo", effect_id)
-                    groups.setdefault(key, []).append(effect_id)
-                results = await asyncio.gather(*(self._run_group(ids) for ids in groups.values()))
-                progressed = sum(results)
-                done += progressed
-                if progressed == 0 or self._stopping:
-                    return done  # stopping: what is left waits, committed, for the next start
+        """Run every effect that is due now, here; return how many finished (done or set aside)."""
+        finished = 0
+        while True:
+            started = await self._start_runs()
+            running = list(self._runs.values())
+            if not started and not running:
+                return finished
+            results = await asyncio.gather(*running, return_exceptions=True)
+            finished += sum(r for r in results if isinstance(r, int))
+            if self._stopping:
+                return finished
 
     async def pending(self) -> int:
         """Effects not yet done (due or waiting for a retry)."""
@@ -261,70 +271,175 @@ class EffectRunner:
             )
             return int(result.scalar() or 0)
 
-    async def _due(self) -> list[tuple[int, int | None]]:
+    async def _start_runs(self) -> int:
+        """Claim the due head of every idle queue (up to the bound) and start running it."""
+        room = self.concurrency - len(self._runs)
+        if room <= 0 or self._stopping:
+            return 0
+        runs = await self._claim_runs(room)
+        for key, effects in runs.items():
+            task = asyncio.create_task(self._run(effects), name=f"effects:{key}")
+            self._runs[key] = task
+            task.add_done_callback(functools.partial(self._run_ended, key))
+        return len(runs)
+
+    def _run_ended(self, key: object, _task: asyncio.Task[int]) -> None:
+        self._runs.pop(key, None)
+        self._wake.set()  # the queue's next effect, or another queue, may be waiting
+
+    async def _dead_holders(self, session: AsyncSession, now: datetime) -> list[str]:
+        result = await session.execute(
+            sa.select(col(SideEffect.claimed_by))
+            .where(
+                col(SideEffect.done_at).is_(None),
+                col(SideEffect.claimed_until) >= now,
+                col(SideEffect.claimed_by).is_not(None),
+            )
+            .distinct()
+        )
+        return [h for h in result.scalars() if h and holder_is_gone(h)]
+
+    async def _claim_runs(self, room: int) -> dict[object, list[SideEffect]]:
+        """Claim, in one transaction, the due effects at the head of up to `room` queues."""
         now = self.clock.now()
-        async with self.sessions() as session:
-            result = await session.execute(
-                select(SideEffect.id, SideEffect.incident_id)
+        async with self.sessions() as session, session.begin():
+            dead = await self._dead_holders(session, now)
+            claimable = sa.or_(
+                col(SideEffect.claimed_until).is_(None),
+                col(SideEffect.claimed_until) < now,
+                col(SideEffect.claimed_by).in_(dead) if dead else sa.false(),
+            )
+            earlier = sa.orm.aliased(SideEffect)
+            heads = await session.execute(
+                sa.select(col(SideEffect.id), col(SideEffect.incident_id))
                 .where(
                     col(SideEffect.done_at).is_(None),
                     col(SideEffect.due_at) <= now,
+                    claimable,
                     sa.or_(
-                        col(SideEffect.claimed_until).is_(None),
-                        col(SideEffect.claimed_until) < now,
+                        col(SideEffect.incident_id).is_(None),
+                        ~sa.exists().where(
+                            col(earlier.incident_id) == col(SideEffect.incident_id),
+                            col(earlier.done_at).is_(None),
+                            col(earlier.id) < col(SideEffect.id),
+                        ),
                     ),
                 )
                 .order_by(col(SideEffect.id))
-                .limit(BATCH)
+                .limit(room + len(self._runs))
             )
-            return [(int(row[0]), row[1]) for row in result.all()]
+            wanted: dict[object, list[int]] = {}
+            incidents: list[int] = []
+            head: Any
+            for head in heads.all():
+                effect_id, incident_id = head
+                key: object = incident_id if incident_id is not None else ("solo", effect_id)
+                if key in self._runs or len(wanted) >= room:
+                    continue
+                wanted[key] = [int(effect_id)]
+                if incident_id is not None:
+                    incidents.append(int(incident_id))
+            if incidents:
+                # The rest of each run: the due effects right behind the head, in order.
+                queued = await session.execute(
+                    sa.select(
+                        col(SideEffect.id),
+                        col(SideEffect.incident_id),
+                        col(SideEffect.due_at),
+                    )
+                    .where(col(SideEffect.incident_id).in_(incidents))
+                    .where(col(SideEffect.done_at).is_(None))
+                    .order_by(col(SideEffect.incident_id), col(SideEffect.id))
+                )
+                blocked: set[int] = set()
+                row: Any
+                for row in queued.all():
+                    effect_id, incident_id, due_at = row
+                    run = wanted[incident_id]
+                    if effect_id <= run[0] or incident_id in blocked:
+                        continue
+                    if due_at > now or len(run) >= RUN_LENGTH:
+                        blocked.add(incident_id)
+                        continue
+                    run.append(int(effect_id))
+            ids = [effect_id for run in wanted.values() for effect_id in run]
+            if not ids:
+                return {}
+            claimed = await session.execute(
+                sa.update(SideEffect)
+                .where(col(SideEffect.id).in_(ids), col(SideEffect.done_at).is_(None), claimable)
+                .values(claimed_until=now + LEASE, claimed_by=self.owner)
+                .returning(col(SideEffect.id))
+                .execution_options(synchronize_session=False)
+            )
+            got = {int(i) for i in claimed.scalars() if i is not None}
+            runs: dict[object, list[int]] = {}
+            giving_back: list[int] = []
+            for key, run in wanted.items():
+                # Only a run whose head is ours may start; we keep the unbroken prefix.
+                prefix = list(itertools.takewhile(lambda i: i in got, run))
+                if prefix:
+                    runs[key] = prefix
+                giving_back += [i for i in run[len(prefix) :] if i in got]
+            if giving_back:
+                await session.execute(
+                    sa.update(SideEffect)
+                    .where(col(SideEffect.id).in_(giving_back))
+                    .values(claimed_until=None, claimed_by=None)
+                    .execution_options(synchronize_session=False)
+                )
+            mine = [i for run in runs.values() for i in run]
+            rows = await session.execute(select(SideEffect).where(col(SideEffect.id).in_(mine)))
+            by_id = {row.id: row for row in rows.scalars()}
+        return {key: [by_id[i] for i in run] for key, run in runs.items()}
 
-    async def _run_group(self, effect_ids: list[int]) -> int:
-        done = 0
-        for effect_id in effect_ids:
-            if not await self._run_one(effect_id):
-                break  # keep the incident's order: later effects wait for a retried one
-            done += 1  # done, or set aside for good: either way it no longer holds the rest
-        return done
+    async def _run(self, effects: list[SideEffect]) -> int:
+        """Make a claimed run's calls in order; stop at one that must be retried later."""
+        finished = 0
+        for index, effect in enumerate(effects):
+            if self._stopping:
+                await self._release(effects[index:])  # committed, it waits for the next start
+                return finished
+            error = await self._execute(effect)
+            if await self._finish(effect, error):
+                finished += 1
+                continue
+            await self._release(effects[index + 1 :])  # they wait behind the retried one
+            return finished
+        return finished
 
-    async def _claim(self, effect_id: int) -> SideEffect | None:
-        now = self.clock.now()
+    async def _execute(self, effect: SideEffect) -> BaseException | None:
+        executor = self.executors.get(effect.kind)
+        if executor is None:
+            return SideEffectFailed(effect.kind, "no executor registered")
+        try:
+            await executor(effect, json.loads(effect.payload))
+        except Exception as exc:  # classified by _finish: retried or set aside, never lost
+            return exc
+        return None
+
+    async def _release(self, effects: Sequence[SideEffect]) -> None:
+        if not effects:
+            return
         async with self.sessions() as session, session.begin():
-            result = await session.execute(
+            await session.execute(
                 sa.update(SideEffect)
                 .where(
-                    col(SideEffect.id) == effect_id,
-                    col(SideEffect.done_at).is_(None),
-                    sa.or_(
-                        col(SideEffect.claimed_until).is_(None),
-                        col(SideEffect.claimed_until) < now,
-                    ),
+                    col(SideEffect.id).in_([e.id for e in effects]),
+                    col(SideEffect.claimed_by) == self.owner,
                 )
-                .values(claimed_until=now + LEASE)
+                .values(claimed_until=None, claimed_by=None)
+                .execution_options(synchronize_session=False)
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            return await session.get(SideEffect, effect_id)
-
-    async def _run_one(self, effect_id: int) -> bool:
-        """Whether the effect is finished: done, or set aside because it can never succeed."""
-        effect = await self._claim(effect_id)
-        if effect is None:
-            return False
-        executor = self.executors.get(effect.kind)
-        error: BaseException | None = None
-        if executor is None:
-            error = SideEffectFailed(effect.kind, "no executor registered")
-        else:
-            try:
-                await executor(effect, json.loads(effect.payload))
-            except Exception as exc:  # classified below: retried or set aside, never lost
-                error = exc
-        return await self._finish(effect, error)
 
     async def _finish(self, effect: SideEffect, error: BaseException | None) -> bool:
+        """Record the outcome; whether the effect no longer holds its queue (done or set aside)."""
         now = self.clock.now()
-        values: dict[str, Any] = {"claimed_until": None, "attempts": effect.attempts + 1}
+        values: dict[str, Any] = {
+            "claimed_until": None,
+            "claimed_by": None,
+            "attempts": effect.attempts + 1,
+        }
         if error is None:
             values["done_at"] = now
             self.metrics.inc("side_effects_total", kind=effect.kind, outcome="done")
@@ -348,7 +463,10 @@ class EffectRunner:
             log.error("%s #%s failed for good: %s", effect.kind, effect.id, _describe(error))
         async with self.sessions() as session, session.begin():
             await session.execute(
-                sa.update(SideEffect).where(col(SideEffect.id) == effect.id).values(**values)
+                sa.update(SideEffect)
+                .where(col(SideEffect.id) == effect.id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
         return "done_at" in values
 

@@ -726,19 +726,85 @@ async def record_pin(
     ts: str,
     pinned_by: str,
     author: str | None,
+    event_at: datetime | None = None,
 ) -> None:
     """📌 on a message: it joins the timeline at the message's own time, once."""
-    async with services.locks.hold(f"pin:{channel_id}:{ts}"), transaction(services) as session:
+    await _set_pin(
+        services,
+        event_id=event_id,
+        channel_id=channel_id,
+        ts=ts,
+        user=pinned_by,
+        present=True,
+        author=author,
+        event_at=event_at,
+    )
+
+
+async def retract_pin(
+    services: Services,
+    *,
+    event_id: str,
+    channel_id: str,
+    ts: str,
+    by: str,
+    event_at: datetime | None = None,
+) -> None:
+    """📌 removed: when it was the last one, the entry leaves the timeline (kept, retracted)."""
+    await _set_pin(
+        services,
+        event_id=event_id,
+        channel_id=channel_id,
+        ts=ts,
+        user=by,
+        present=False,
+        author=None,
+        event_at=event_at,
+    )
+
+
+async def _set_pin(
+    services: Services,
+    *,
+    event_id: str,
+    channel_id: str,
+    ts: str,
+    user: str,
+    present: bool,
+    author: str | None,
+    event_at: datetime | None,
+) -> None:
+    """Apply one person's 📌 event; the entry follows who still has a 📌, whatever the order.
+
+    Each person's latest event (by Slack's own event time) says whether they hold a 📌, so an
+    add and a remove handled by two processes in either order end the same way. The incident's
+    row lock makes concurrent events on one incident take turns.
+    """
+    now = services.clock.now()
+    event_at = event_at or now
+    async with transaction(services) as session:
         repo = IncidentRepo(session)
-        incident = await repo.by_channel(channel_id)
-        now = services.clock.now()
-        if incident is None or not await repo.first_delivery(event_id, at=now):
+        found = await repo.by_channel(channel_id)
+        if found is None or found.id is None:
+            return
+        incident = await _locked(session, found.id)
+        if not await repo.first_delivery(event_id, at=now):
             return
         assert incident.id is not None
+        if not await repo.hold_pin(
+            incident.id, ts=ts, user=user, present=present, event_at=event_at
+        ):
+            return  # an older event than the one already applied for this person
+        pinners = await repo.pinners(incident.id, ts)
         existing = await repo.message_entry(incident.id, ts)
+        if not pinners:
+            if existing is not None and existing.retracted_at is None:
+                existing.pinned_by = None
+                existing.retracted_at = now
+                existing.retracted_by = user
+            return
         if existing is not None:
-            if pinned_by not in existing.pinners():
-                existing.pinned_by = " ".join([*existing.pinners(), pinned_by])
+            existing.pinned_by = " ".join(pinners)
             existing.retracted_at = None
             existing.retracted_by = None
             return
@@ -753,7 +819,7 @@ async def record_pin(
                 source=EntrySource.PINNED_MESSAGE,
                 slack_channel=channel_id,
                 slack_ts=ts,
-                pinned_by=pinned_by,
+                pinned_by=" ".join(pinners),
             )
         )
         # The text is fetched right after, once: an edit made later does not change it.
@@ -762,29 +828,8 @@ async def record_pin(
             kind=EffectKind.CAPTURE_PIN,
             incident_id=incident.id,
             now=now,
-            payload={"ts": ts, "pinned_by": pinned_by},
+            payload={"ts": ts, "pinned_by": pinners[0]},
         )
-
-
-async def retract_pin(
-    services: Services, *, event_id: str, channel_id: str, ts: str, by: str
-) -> None:
-    """📌 removed: when it was the last one, the entry leaves the timeline (kept, retracted)."""
-    async with services.locks.hold(f"pin:{channel_id}:{ts}"), transaction(services) as session:
-        repo = IncidentRepo(session)
-        incident = await repo.by_channel(channel_id)
-        now = services.clock.now()
-        if incident is None or not await repo.first_delivery(event_id, at=now):
-            return
-        assert incident.id is not None
-        existing = await repo.message_entry(incident.id, ts)
-        if existing is None or existing.retracted_at is not None:
-            return
-        left = [user for user in existing.pinners() if user != by]
-        existing.pinned_by = " ".join(left) or None
-        if not left:
-            existing.retracted_at = now
-            existing.retracted_by = by
 
 
 async def find_incident(

@@ -35,6 +35,9 @@ TABLES = {
     "person",
     "lease",
     "apscheduler_jobs",
+    "counter",
+    "inbox",
+    "pin_holder",
 }
 
 

@@ -159,10 +159,54 @@ class SideEffect(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_when(nullable=False))
     due_at: datetime = Field(sa_column=_when(nullable=False, index=True))
     claimed_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    # Which process holds the claim: a dead local holder's claim is taken over at once.
+    claimed_by: str | None = Field(default=None, max_length=100)
     attempts: int = 0
     done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True, index=True))
     failed: bool = False
     last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class Counter(SQLModel, table=True):
+    """A sequence shared by every process: the next incident number is `value + 1`."""
+
+    __tablename__ = "counter"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: int
+
+
+class InboxRequest(SQLModel, table=True):
+    """A request acknowledged to its sender, kept until the work it asks for is done.
+
+    Committed before the 200 goes out; whichever process finds it unfinished after its
+    holder died runs it again, and the work's own transaction marks it done, so it runs once.
+    """
+
+    __tablename__ = "inbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=20)  # "slack"
+    content_type: str = Field(max_length=200)
+    body: str = Field(sa_type=sa.Text)
+    received_at: datetime = Field(sa_column=_when(nullable=False))
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    attempts: int = 0
+    done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True, index=True))
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class PinHolder(SQLModel, table=True):
+    """Whether a person has a 📌 on a message, as of their latest reaction event."""
+
+    __tablename__ = "pin_holder"
+
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
+    slack_ts: str = Field(primary_key=True, max_length=32)
+    user_id: str = Field(primary_key=True, max_length=32)
+    present: bool
+    event_at: datetime = Field(sa_column=_when(nullable=False))
 
 
 class Person(SQLModel, table=True):

@@ -13,14 +13,18 @@ from sqlmodel import col, select
 from bot.core.enums import EntrySource, Status
 from bot.core.lifecycle import COMMANDER_ROLE, TimelineEvent
 from bot.db.models import (
+    Counter,
     FollowUp,
     Incident,
     Page,
     Person,
+    PinHolder,
     ProcessedEvent,
     RoleAssignment,
     TimelineEntry,
 )
+
+INCIDENT_COUNTER = "incident"
 
 
 class IncidentRepo:
@@ -30,8 +34,26 @@ class IncidentRepo:
         self.session = session
 
     async def next_number(self) -> int:
+        """Take the next incident number; concurrent declarations queue on the counter's row.
+
+        The increment is part of the caller's transaction, so a declaration that rolls back
+        gives its number back and numbers stay contiguous.
+        """
+        taken = await self.session.execute(
+            sa.update(Counter)
+            .where(col(Counter.name) == INCIDENT_COUNTER)
+            .values(value=Counter.value + 1)
+            .returning(Counter.value)
+        )
+        number = taken.scalar()
+        if number is not None:
+            return int(number)
+        # A database created without the migration's seed row: start it from the incidents.
         result = await self.session.execute(sa.select(sa.func.max(Incident.number)))
-        return int(result.scalar() or 0) + 1
+        number = int(result.scalar() or 0) + 1
+        self.session.add(Counter(name=INCIDENT_COUNTER, value=number))
+        await self.session.flush()
+        return number
 
     async def add(self, incident: Incident) -> Incident:
         self.session.add(incident)
@@ -105,6 +127,43 @@ class IncidentRepo:
             TimelineEntry.slack_ts == slack_ts,
         )
         return (await self.session.execute(query)).scalars().first()
+
+    async def hold_pin(
+        self, incident_id: int, *, ts: str, user: str, present: bool, event_at: datetime
+    ) -> bool:
+        """Record a person's 📌 event; False when a later event of theirs is already applied."""
+        holder = await self.session.get(
+            PinHolder, (incident_id, ts, user), with_for_update=True
+        )
+        if holder is None:
+            self.session.add(
+                PinHolder(
+                    incident_id=incident_id,
+                    slack_ts=ts,
+                    user_id=user,
+                    present=present,
+                    event_at=event_at,
+                )
+            )
+        elif event_at >= holder.event_at:
+            holder.present, holder.event_at = present, event_at
+        else:
+            return False
+        await self.session.flush()
+        return True
+
+    async def pinners(self, incident_id: int, ts: str) -> list[str]:
+        """Who has a 📌 on the message now, in the order they added it."""
+        query = (
+            select(PinHolder.user_id)
+            .where(
+                PinHolder.incident_id == incident_id,
+                PinHolder.slack_ts == ts,
+                col(PinHolder.present).is_(True),
+            )
+            .order_by(col(PinHolder.event_at), col(PinHolder.user_id))
+        )
+        return [str(user) for user in (await self.session.execute(query)).scalars()]
 
     # -- roles ----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -9,6 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import usecases
 from bot.services import Services
 from bot.slack.errors import after_ack
+from bot.usecases import ts_to_datetime
 
 PIN = "pushpin"
 
@@ -18,6 +20,14 @@ def _pinned_message(event: dict[str, Any]) -> dict[str, Any] | None:
     if event.get("reaction") != PIN or item.get("type") != "message":
         return None
     return item
+
+
+def _event_time(event: dict[str, Any]) -> datetime | None:
+    """When Slack says the reaction happened: orders events handled by different processes."""
+    try:
+        return ts_to_datetime(str(event["event_ts"]))
+    except (KeyError, ArithmeticError, ValueError, OverflowError):
+        return None
 
 
 async def reaction_added(
@@ -33,6 +43,7 @@ async def reaction_added(
         ts=item["ts"],
         pinned_by=event["user"],
         author=event.get("item_user"),
+        event_at=_event_time(event),
     )
     after_ack(services, work, body=body, respond=None, client=client)
 
@@ -49,6 +60,7 @@ async def reaction_removed(
         channel_id=item["channel"],
         ts=item["ts"],
         by=event["user"],
+        event_at=_event_time(event),
     )
     after_ack(services, work, body=body, respond=None, client=client)
 
