@@ -5,6 +5,7 @@
     ├── ConfigError           the operator's configuration is missing or wrong
     ├── DatabaseUnavailable   the database cannot be reached or is not migrated
     ├── SideEffectFailed      a Slack or pager call failed after its retries
+    ├── AlreadyHandled        another process finished the same acknowledged request first
     └── PagerFailed           a pager provider refused a page, or kept failing through retries
 
 Only the edges (the Slack error hook, the CLI) decide how an error is shown.
@@ -43,6 +44,14 @@ class DatabaseUnavailable(BotError):
         super().__init__(f"database {url} is unavailable: {reason}")
         self.url = url
         self.reason = reason
+
+
+class AlreadyHandled(BotError):
+    """Another process already did the work of this request: this attempt rolls back."""
+
+    def __init__(self, request_id: int) -> None:
+        super().__init__(f"request #{request_id} was already handled")
+        self.request_id = request_id
 
 
 class SideEffectFailed(BotError):

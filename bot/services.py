@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.core.clock import Clock, SystemClock
 from bot.core.playbooks import Playbook
 from bot.db.engine import make_engine, make_sessionmaker
+from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.outbox import EffectRunner
 from bot.pagers.retry import RetryPolicy
@@ -35,6 +36,7 @@ class Services:
     clock: Clock
     directory: SlackDirectory
     effects: EffectRunner
+    inbox: Inbox
     metrics: Metrics
     timers: Timers
     http: httpx.AsyncClient
@@ -63,6 +65,7 @@ class Services:
 
     async def aclose(self) -> None:
         """Stop the background work and release connections; safe to call twice."""
+        await self.inbox.stop()
         await self.effects.stop()
         await self.timers.stop()
         await self.http.aclose()
@@ -88,6 +91,7 @@ def build_services(
         clock=clock,
         directory=SlackDirectory(slack),
         effects=EffectRunner(sessions=sessions, clock=clock, metrics=metrics),
+        inbox=Inbox(sessions=sessions, clock=clock),
         metrics=metrics,
         timers=Timers(database_url=settings.DATABASE_URL, sessions=sessions, clock=clock),
         http=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),

@@ -103,9 +103,16 @@ class Asked:
 
 @asynccontextmanager
 async def transaction(services: Services) -> AsyncIterator[AsyncSession]:
-    """One transaction; the side-effect runner is woken once it has committed."""
+    """One transaction; the side-effect runner is woken once it has committed.
+
+    The first transaction of the work after a request's ack also marks that request done in
+    the inbox, in the same commit: recorded work is never redone by a recovering process.
+    """
     async with services.sessions() as session, session.begin():
+        ticket = await services.inbox.consume(session)
         yield session
+    if ticket is not None:
+        ticket.consumed = True
     services.effects.kick()
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot import postmortems
@@ -18,6 +20,7 @@ from bot.core.grammar import parse_incident_ref
 from bot.core.playbooks import Playbook
 from bot.db.engine import ping
 from bot.db.migrate import check_schema
+from bot.db.models import InboxRequest
 from bot.errors import ConfigError
 from bot.paging import Paging
 from bot.playbook_check import check_directory, format_problem, load_valid_directory
@@ -51,21 +54,32 @@ def prepare(services: Services) -> None:
 
 
 def start_background(services: Services) -> None:
-    """Run side effects now, and contend for running the timers."""
+    """Run side effects now, recover unfinished requests, and contend for running the timers."""
     services.effects.start()
+    services.inbox.start()
     services.timers.start_polling()
+
+
+def build_listeners(services: Services) -> tuple[AsyncApp, SlackIdentity]:
+    """The Bolt app, also the way a request acknowledged by a dead process is run again."""
+    prepare(services)
+    identity = SlackIdentity(services.slack)
+    bolt = build_bolt_app(client=services.slack, identity=identity, services=services)
+
+    async def replay(request: InboxRequest) -> None:
+        # Its ack goes nowhere; the person hears from the work (response_url, DMs, channel).
+        await bolt.async_dispatch(
+            AsyncBoltRequest(body=request.body, headers={"content-type": request.content_type})
+        )
+
+    services.inbox.replay = replay
+    return bolt, identity
 
 
 def build_web(services: Services) -> tuple[web.Application, SlackIdentity]:
     """The Bolt app inside the aiohttp app, sharing the services (prepared for background work)."""
-    prepare(services)
-    identity = SlackIdentity(services.slack)
-    bolt = build_bolt_app(
-        signing_secret=services.settings.secret("SLACK_SIGNING_SECRET"),
-        client=services.slack,
-        identity=identity,
-        services=services,
-    )
+    services.settings.require("SLACK_SIGNING_SECRET")
+    bolt, identity = build_listeners(services)
     return create_web_app(services=services, bolt=bolt), identity
 
 
@@ -171,7 +185,7 @@ async def worker(settings: Settings) -> None:
     services.playbooks = tuple(load_playbooks(settings))
     try:
         await check_database(services)
-        prepare(services)
+        build_listeners(services)  # to run again what a dead `serve` acknowledged
         start_background(services)
         log.info("worker running")
         await _until_signal()

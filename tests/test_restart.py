@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +22,8 @@ import pytest
 from bot.emulator import SlackEmulator
 from bot.slack.ids import ActionId
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
+from tests.processes import BotProcess as Serve
+from tests.processes import until
 from tests.slack_requests import command_body, signed_headers
 from tests.test_cli import base_env, free_port, run_bot
 
@@ -44,43 +45,6 @@ async def slack() -> AsyncIterator[SlackEmulator]:
     await emu.start(host="127.0.0.1", port=0)
     yield emu
     await emu.stop()
-
-
-class Serve:
-    """One `python -m bot serve` process, its output in a file."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
-        self.env, self.cwd, self.log = env, cwd, log
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "serve",
-                env=self.env, cwd=self.cwd, stdout=out, stderr=out,
-            )  # fmt: skip
-
-    async def healthy(self, port: int, seconds: float = 15) -> None:
-        deadline = time.monotonic() + seconds
-        async with aiohttp.ClientSession() as http:
-            while True:
-                assert self.proc is not None and self.proc.returncode is None, self.output()
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert time.monotonic() < deadline, "serve did not become healthy\n" + self.output()
-                await asyncio.sleep(0.05)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    async def end(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
 
 
 def page_dms(emulator: SlackEmulator, user: str) -> list[dict[str, Any]]:
@@ -107,13 +71,6 @@ def lease_holder(database: Path) -> str | None:
     with sqlite3.connect(database) as db:
         row = db.execute("SELECT holder FROM lease WHERE name = 'scheduler'").fetchone()
     return str(row[0]) if row else None
-
-
-async def until(check: Any, seconds: float, what: str, serve: Serve) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{serve.output()}"
-        await asyncio.sleep(0.05)
 
 
 async def test_kill_9_before_an_escalation_then_restart_pages_once(

@@ -66,6 +66,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Readers do not wait for the writer, and a commit is one append to the log.
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 

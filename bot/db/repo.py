@@ -42,8 +42,8 @@ class IncidentRepo:
         taken = await self.session.execute(
             sa.update(Counter)
             .where(col(Counter.name) == INCIDENT_COUNTER)
-            .values(value=Counter.value + 1)
-            .returning(Counter.value)
+            .values(value=col(Counter.value) + 1)
+            .returning(col(Counter.value))
         )
         number = taken.scalar()
         if number is not None:
@@ -132,9 +132,7 @@ class IncidentRepo:
         self, incident_id: int, *, ts: str, user: str, present: bool, event_at: datetime
     ) -> bool:
         """Record a person's 📌 event; False when a later event of theirs is already applied."""
-        holder = await self.session.get(
-            PinHolder, (incident_id, ts, user), with_for_update=True
-        )
+        holder = await self.session.get(PinHolder, (incident_id, ts, user), with_for_update=True)
         if holder is None:
             self.session.add(
                 PinHolder(

@@ -15,8 +15,8 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages
-from bot.errors import UserError
+from bot import inbox, messages
+from bot.errors import AlreadyHandled, UserError
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,26 @@ def after_ack(
     respond: AsyncRespond | None,
     client: AsyncWebClient,
 ) -> None:
-    """Run the work after Slack has its answer; a failure is shown to the person who asked."""
+    """Run the work after Slack has its answer; a failure is shown to the person who asked.
+
+    The request's inbox ticket goes with the work: the request is done when the work is.
+    """
+    ticket = inbox.CURRENT.get()
+    if ticket is not None:
+        services.inbox.began(ticket)
 
     async def run() -> None:
+        error_text = None
         try:
             await work
+        except AlreadyHandled:
+            log.info("request already handled by another process; nothing done twice")
         except Exception as error:  # every failure is translated, none is swallowed
+            error_text = repr(error)[:1000]
             await show_error(error, body=body, respond=respond, client=client)
+        finally:
+            if ticket is not None:
+                await services.inbox.ended(ticket, error=error_text)
 
     services.inflight.spawn(run(), name=f"after-ack:{body.get('type') or body.get('command')}")
 

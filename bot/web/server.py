@@ -11,10 +11,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot import paging, postmortems
+from bot import inbox, paging, postmortems
 from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
@@ -68,10 +69,41 @@ async def count_requests(
 
 
 async def slack_events(request: web.Request) -> web.StreamResponse:
-    """Slash commands, interactivity and events; Bolt verifies the signature (401 otherwise)."""
-    bolt_request = await to_bolt_request(request)
-    bolt_response = await request.app[BOLT].async_dispatch(bolt_request)
+    """Slash commands, interactivity and events: signed, then recorded, then answered."""
+    services = request.app[SERVICES]
+    raw = await request.read()
+    secret = services.settings.secret("SLACK_SIGNING_SECRET")
+    if not _slack_signed(raw, request, secret, now=time.time()):
+        return web.json_response({"error": "invalid request signature"}, status=401)
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return web.json_response({"error": "the body is not UTF-8"}, status=400)
+    content_type = request.headers.get("Content-Type", "")
+    # Durable before the ack: once Slack has our 200 it never sends this again.
+    ticket = await services.inbox.record(source="slack", content_type=content_type, body=body)
+    token = inbox.CURRENT.set(ticket)
+    try:
+        bolt_response = await request.app[BOLT].async_dispatch(
+            AsyncBoltRequest(body=body, headers={"content-type": content_type})
+        )
+    finally:
+        inbox.CURRENT.reset(token)
+    services.inbox.finish_soon(ticket, services.inflight.spawn)
     return await to_aiohttp_response(bolt_response)
+
+
+def _slack_signed(raw: bytes, request: web.Request, secret: str, *, now: float) -> bool:
+    """Slack's v0 signature over the raw bytes, within 5 minutes; anything odd is unsigned."""
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    if not timestamp.isascii() or not timestamp.isdigit() or not signature.isascii():
+        return False
+    if abs(now - int(timestamp)) > 60 * 5:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + raw
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
