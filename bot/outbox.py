@@ -52,6 +52,8 @@ RETRYABLE_SLACK_ERRORS = frozenset(
 
 class EffectKind(StrEnum):
     CREATE_CHANNEL = "create_channel"
+    SET_UP_CHANNEL = "set_up_channel"  # the declarer in, the card posted and pinned
+    SET_TOPIC = "set_topic"
     TELL_DECLARER = "tell_declarer"
     INVITE = "invite"
     POST_CARD = "post_card"
@@ -70,6 +72,24 @@ class EffectKind(StrEnum):
 
 
 Executor = Callable[[SideEffect, Mapping[str, Any]], Awaitable[None]]
+
+# An incident's effects run in order within a lane; lanes do not wait for each other, so a
+# page never waits behind the channel's cosmetics, nor a channel post behind a slow pager.
+SLACK_LANE, PAGE_LANE, TIMER_LANE = "slack", "page", "timers"
+LANES = {
+    EffectKind.PAGE: PAGE_LANE,
+    EffectKind.STAFF_ROLES: PAGE_LANE,
+    EffectKind.ACK_PAGES: PAGE_LANE,
+    EffectKind.RESOLVE_PAGES: PAGE_LANE,
+    EffectKind.TELL_DECLARER: PAGE_LANE,  # the channel's link once the pages have left
+    # What is only cosmetic waits for the pages: a declaration pages before anything else.
+    EffectKind.SET_TOPIC: PAGE_LANE,
+    EffectKind.BOOKMARK: PAGE_LANE,
+    EffectKind.SCHEDULE: TIMER_LANE,
+    EffectKind.CANCEL_TIMERS: TIMER_LANE,
+}
+# Every lane of an incident waits for its channel to exist (pages carry its link).
+BARRIER = EffectKind.CREATE_CHANNEL
 
 # Kinds whose pending duplicates are pointless: one run brings Slack up to date.
 COALESCED = frozenset({EffectKind.SYNC_CARD})
@@ -98,6 +118,7 @@ async def enqueue(
     session.add(
         SideEffect(
             kind=kind,
+            lane=LANES.get(kind, SLACK_LANE),
             incident_id=incident_id,
             payload=json.dumps(dict(payload or {})),
             created_at=now,
@@ -311,7 +332,7 @@ class EffectRunner:
             )
             earlier = sa.orm.aliased(SideEffect)
             heads = await session.execute(
-                sa.select(col(SideEffect.id), col(SideEffect.incident_id))
+                sa.select(col(SideEffect.id), col(SideEffect.incident_id), col(SideEffect.lane))
                 .where(
                     col(SideEffect.done_at).is_(None),
                     col(SideEffect.due_at) <= now,
@@ -322,6 +343,10 @@ class EffectRunner:
                             col(earlier.incident_id) == col(SideEffect.incident_id),
                             col(earlier.done_at).is_(None),
                             col(earlier.id) < col(SideEffect.id),
+                            sa.or_(
+                                col(earlier.lane) == col(SideEffect.lane),
+                                col(earlier.kind) == BARRIER.value,
+                            ),
                         ),
                     ),
                 )
@@ -332,8 +357,8 @@ class EffectRunner:
             incidents: list[int] = []
             head: Any
             for head in heads.all():
-                effect_id, incident_id = head
-                key: object = incident_id if incident_id is not None else ("solo", effect_id)
+                effect_id, incident_id, lane = head
+                key: object = (incident_id, lane) if incident_id is not None else effect_id
                 if key in self._runs or len(wanted) >= room:
                     continue
                 wanted[key] = [int(effect_id)]
@@ -345,21 +370,23 @@ class EffectRunner:
                     sa.select(
                         col(SideEffect.id),
                         col(SideEffect.incident_id),
+                        col(SideEffect.lane),
                         col(SideEffect.due_at),
                     )
                     .where(col(SideEffect.incident_id).in_(incidents))
                     .where(col(SideEffect.done_at).is_(None))
                     .order_by(col(SideEffect.incident_id), col(SideEffect.id))
                 )
-                blocked: set[int] = set()
+                blocked: set[object] = set()
                 row: Any
                 for row in queued.all():
-                    effect_id, incident_id, due_at = row
-                    run = wanted[incident_id]
-                    if effect_id <= run[0] or incident_id in blocked:
+                    effect_id, incident_id, lane, due_at = row
+                    key = (incident_id, lane)
+                    run = wanted.get(key)
+                    if run is None or effect_id <= run[0] or key in blocked:
                         continue
                     if due_at > now or len(run) >= RUN_LENGTH:
-                        blocked.add(incident_id)
+                        blocked.add(key)
                         continue
                     run.append(int(effect_id))
             ids = [effect_id for run in wanted.values() for effect_id in run]
@@ -394,19 +421,36 @@ class EffectRunner:
         return {key: [by_id[i] for i in run] for key, run in runs.items()}
 
     async def _run(self, effects: list[SideEffect]) -> int:
-        """Make a claimed run's calls in order; stop at one that must be retried later."""
+        """Make a claimed run's calls back to back; stop at one that must be retried later.
+
+        A call that succeeded is marked done while the next one is already under way: the
+        run holds the claim on both, so nothing else can start the next one meanwhile.
+        """
         finished = 0
-        for index, effect in enumerate(effects):
-            if self._stopping:
-                await self._release(effects[index:])  # committed, it waits for the next start
+        marking: list[asyncio.Task[bool]] = []
+        try:
+            for index, effect in enumerate(effects):
+                if self._stopping:
+                    await self._release(effects[index:])  # committed: waits for the next start
+                    return finished
+                error = await self._execute(effect)
+                if error is None and effect.kind == BARRIER:
+                    await self._finish(effect, None)
+                    finished += 1
+                    self.kick()  # the incident's other lanes were waiting for this one
+                    continue
+                if error is None:
+                    marking.append(asyncio.create_task(self._finish(effect, None)))
+                    finished += 1
+                    continue
+                if await self._finish(effect, error):
+                    finished += 1  # set aside for good: it no longer holds the rest
+                    continue
+                await self._release(effects[index + 1 :])  # they wait behind the retried one
                 return finished
-            error = await self._execute(effect)
-            if await self._finish(effect, error):
-                finished += 1
-                continue
-            await self._release(effects[index + 1 :])  # they wait behind the retried one
             return finished
-        return finished
+        finally:
+            await asyncio.gather(*marking)
 
     async def _execute(self, effect: SideEffect) -> BaseException | None:
         executor = self.executors.get(effect.kind)

@@ -295,24 +295,34 @@ async def _record_declaration(
             )
         )
     await repo.assign(incident.id, role=COMMANDER_ROLE, user_id=actor, by=actor, at=now)
+    # The channel first (every lane waits for it), then, in their own lanes, the channel made
+    # ready and the playbook's pages: neither waits for the other.
+    await enqueue(session, kind=EffectKind.CREATE_CHANNEL, incident_id=incident.id, now=now)
     await enqueue(
         session,
-        kind=EffectKind.CREATE_CHANNEL,
+        kind=EffectKind.SET_UP_CHANNEL,
         incident_id=incident.id,
         now=now,
+        payload={"users": [actor]},
     )
     if plan is not None:
         await plan(session, incident)
-    effects: list[tuple[EffectKind, dict[str, Any]]] = [
-        (EffectKind.INVITE, {"users": [actor]}),
-        (EffectKind.TELL_DECLARER, {"response_url": response_url}),
-        (EffectKind.POST_CARD, {}),
-        (EffectKind.SYNC_CARD, {}),
-    ]
+    await enqueue(session, kind=EffectKind.SET_TOPIC, incident_id=incident.id, now=now)
+    await enqueue(
+        session,
+        kind=EffectKind.TELL_DECLARER,
+        incident_id=incident.id,
+        now=now,
+        payload={"response_url": response_url},
+    )
     if not incident.private and services.settings.INCIDENTS_CHANNEL:
-        effects.append((EffectKind.ANNOUNCE, {"event": "declared"}))
-    for kind, payload in effects:
-        await enqueue(session, kind=kind, incident_id=incident.id, now=now, payload=payload)
+        await enqueue(
+            session,
+            kind=EffectKind.ANNOUNCE,
+            incident_id=incident.id,
+            now=now,
+            payload={"event": "declared"},
+        )
 
 
 # -- changes through the state machine ----------------------------------------------------

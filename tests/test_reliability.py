@@ -303,7 +303,7 @@ async def test_a_long_slack_outage_loses_nothing_and_repeats_nothing(
     assert create.due_at > clock.now()
     waiting = await effects(bot)
     assert all(e.done_at is None for e in waiting)
-    assert {e.kind for e in waiting} >= {EffectKind.INVITE, EffectKind.POST_CARD}
+    assert {e.kind for e in waiting} >= {EffectKind.SET_UP_CHANNEL, EffectKind.SET_TOPIC}
     assert len(emu.calls_to("conversations.create")) == 4
     assert emu.calls_to("chat.postMessage") == []
 
@@ -344,12 +344,13 @@ async def test_a_final_slack_error_is_set_aside_and_later_effects_still_run(
 
     inc = await declare_and_settle(bot, alice)
     assert inc.card_ts is not None  # the card was posted; only pinning it was refused
-    post_card = (await effects(bot, EffectKind.POST_CARD))[0]
-    assert post_card.failed and post_card.done_at is not None
-    assert post_card.last_error is not None and "not_pinnable" in post_card.last_error
+    set_up = (await effects(bot, EffectKind.SET_UP_CHANNEL))[0]
+    assert set_up.failed and set_up.done_at is not None
+    assert set_up.last_error is not None and "not_pinnable" in set_up.last_error
     assert len(emu.calls_to("pins.add")) == 1  # a refusal is not retried
-    sync = (await effects(bot, EffectKind.SYNC_CARD))[0]
-    assert sync.done_at is not None and not sync.failed
+    assert len(ok_calls(bot, "conversations.invite")) == 1  # the declarer is in all the same
+    topic = (await effects(bot, EffectKind.SET_TOPIC))[0]
+    assert topic.done_at is not None and not topic.failed
     assert len(ok_calls(bot, "conversations.setTopic")) == 1
 
     await bot.command("note still works", user=alice, channel=inc.channel_id or "")

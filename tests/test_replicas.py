@@ -23,7 +23,7 @@ from bot.db.migrate import upgrade
 from bot.emulator import SlackEmulator
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.db_fixtures import postgres_scratch_url
-from tests.processes import BotProcess, until
+from tests.processes import BotProcess
 from tests.slack_requests import command_body, event_body, signed_headers
 from tests.test_cli import base_env, free_port
 
@@ -63,7 +63,9 @@ class Cluster:
     async def start(self) -> None:
         self.http = aiohttp.ClientSession()
         await asyncio.gather(*(p.start() for p in self.processes))
-        await asyncio.gather(*(s.healthy(port) for s, port in zip(self.serves, self.ports)))
+        await asyncio.gather(
+            *(s.healthy(port) for s, port in zip(self.serves, self.ports, strict=True))
+        )
 
     async def stop(self) -> None:
         await asyncio.gather(*(p.end() for p in self.processes))
@@ -259,8 +261,7 @@ async def test_posts_of_one_incident_leave_in_the_order_they_were_recorded(
     recorded = [
         row[0]
         for row in await cluster.rows(
-            "SELECT text FROM timeline_entry WHERE incident_id = :id AND kind = 'note'"
-            " ORDER BY id",
+            "SELECT text FROM timeline_entry WHERE incident_id = :id AND kind = 'note' ORDER BY id",
             id=incident_id,
         )
     ]

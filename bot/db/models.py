@@ -155,6 +155,8 @@ class SideEffect(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
     kind: str = Field(max_length=40)
+    # Effects of one incident run in order within their lane (Slack calls, pages, timers).
+    lane: str = Field(default="slack", max_length=10, sa_column_kwargs={"server_default": "slack"})
     payload: str = Field(sa_type=sa.Text, default="{}")
     created_at: datetime = Field(sa_column=_when(nullable=False))
     due_at: datetime = Field(sa_column=_when(nullable=False, index=True))

@@ -7,6 +7,7 @@ retry can cure propagates to the runner, which retries it; one that cannot is se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,8 @@ class SlackEffects:
     def executors(self) -> dict[str, Executor]:
         return {
             EffectKind.CREATE_CHANNEL: self.create_channel,
+            EffectKind.SET_UP_CHANNEL: self.set_up_channel,
+            EffectKind.SET_TOPIC: self.set_topic,
             EffectKind.TELL_DECLARER: self.tell_declarer,
             EffectKind.INVITE: self.invite,
             EffectKind.POST_CARD: self.post_card,
@@ -154,24 +157,54 @@ class SlackEffects:
                     continue
                 raise
 
-    async def post_card(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+    async def set_up_channel(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        """A new incident's channel made ready at once: the declarer in, the card pinned.
+
+        The invitation and the card go out together; the card shows the incident as it is
+        when posted, so it needs no update.
+        """
         incident, channel = await self._channel(effect)
-        if incident.card_ts is not None:
-            return
         card = await self.card(incident)
-        tz = self.services.settings.timezone
+        outcomes = await asyncio.gather(
+            self.invite(effect, payload),
+            self._post_and_pin(incident, channel, card),
+            return_exceptions=True,  # both finish before the effect is judged
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def set_topic(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        incident, channel = await self._channel(effect)
+        await self._set_topic(incident, channel, await self.card(incident))
+
+    async def _set_topic(self, incident: Incident, channel: str, card: blocks.CardData) -> None:
+        topic = blocks.topic(card)
+        if topic != incident.topic:
+            # Every topic change shows in the channel: only set it when it differs.
+            await self.client.conversations_setTopic(channel=channel, topic=topic)
+            await self._save(incident, topic=topic)
+
+    async def _post_and_pin(self, incident: Incident, channel: str, card: blocks.CardData) -> str:
+        if incident.card_ts is not None:  # run again after the card went out
+            return incident.card_ts
         response = await self.client.chat_postMessage(
             channel=channel,
             text=blocks.card_fallback_text(card),
-            blocks=blocks.summary_card(card, tz=tz),
+            blocks=blocks.summary_card(card, tz=self.services.settings.timezone),
         )
-        ts = response["ts"]
-        await self._save(incident, card_ts=ts)
+        ts = str(response["ts"])
+        await self._save(incident, card_ts=ts)  # never a second card, even if the pin fails
         try:
             await self.client.pins_add(channel=channel, timestamp=ts)
         except SlackApiError as exc:
             if exc.response.get("error") != "already_pinned":
                 raise
+        return ts
+
+    async def post_card(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        incident, channel = await self._channel(effect)
+        await self._post_and_pin(incident, channel, await self.card(incident))
 
     async def sync_card(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         incident, channel = await self._channel(effect)
@@ -183,11 +216,7 @@ class SlackEffects:
                 text=blocks.card_fallback_text(card),
                 blocks=blocks.summary_card(card, tz=self.services.settings.timezone),
             )
-        topic = blocks.topic(card)
-        if topic != incident.topic:
-            # Every topic change shows in the channel: only set it when it differs.
-            await self.client.conversations_setTopic(channel=channel, topic=topic)
-            await self._save(incident, topic=topic)
+        await self._set_topic(incident, channel, card)
 
     async def announce(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         target = self.services.settings.INCIDENTS_CHANNEL

@@ -57,10 +57,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("side_effect", schema=None) as batch_op:
         batch_op.add_column(sa.Column("claimed_by", sa.String(length=100), nullable=True))
+        batch_op.add_column(
+            sa.Column("lane", sa.String(length=10), nullable=False, server_default="slack")
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("side_effect", schema=None) as batch_op:
+        batch_op.drop_column("lane")
         batch_op.drop_column("claimed_by")
     op.drop_table("pin_holder")
     op.drop_index(op.f("ix_inbox_done_at"), table_name="inbox")
