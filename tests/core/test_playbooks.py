@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.core.enums import Severity
 from bot.core.playbooks import (
     DEFAULT_OPSGENIE_KEY_ENV,
     Playbook,
     PlaybookInvalid,
+    PlaybookProblem,
     SlackTargetKind,
     all_services,
     check_playbook_files,
@@ -562,3 +566,52 @@ def test_a_file_with_problems_still_takes_part_in_the_checks_across_files() -> N
         ("pb/b.yaml", False),
         ("pb/c.yaml", False),
     ]
+
+
+# Each line of a valid playbook, and the same line with a mistake of its own.
+LINES_AND_MISTAKES = [
+    ("name: web", "name: Web Site"),
+    ("match: {services: [web]}", "mtch: {services: [web]}"),
+    ("roles:", None),
+    ('  commander: {slack: ["@alice"]}', "  commander: {slack: [alice]}"),
+    ('  ops: {slack: ["@bob"], ack_timeout: 5m}', '  ops: {slack: ["@bob"], ack_timeout: 5 min}'),
+    ("  dba: {pagerduty: {routing_key_env: PD_KEY}}", "  dba: 5"),
+    ("escalation:", None),
+    ("  - {after: 5m, page: [ops]}", "  - {after: 5 mins, page: [ops]}"),
+    ("  - {after: 10m, page: [dba]}", "  - {after: 10m, page: [dba, dbb]}"),
+    ("  - {after: 15m, page: [commander]}", "  - {after: 1m, page: [commander]}"),
+    (
+        "reminders: {status_update_every: {sev1: 15m}}",
+        "reminders: {status_update_every: {sev1: 15 min}}",
+    ),
+    ('checklist: ["Post an update"]', 'checklist: ["Post an update", ""]'),
+    (
+        'bookmarks: [{title: Dash, link: "https://x.example.com"}]',
+        'bookmarks: [{title: Dash, link: "ftp://x"}]',
+    ),
+]
+MISTAKES = [index for index, (_, wrong) in enumerate(LINES_AND_MISTAKES) if wrong is not None]
+
+
+def _with_mistakes(chosen: Iterable[int]) -> str:
+    lines = [
+        wrong if index in set(chosen) and wrong is not None else right
+        for index, (right, wrong) in enumerate(LINES_AND_MISTAKES)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _problems_with(chosen: Iterable[int]) -> list[PlaybookProblem]:
+    _loaded, problems = check_playbook_files({"pb/web.yaml": _with_mistakes(chosen)})
+    return problems
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(st.sampled_from(MISTAKES), min_size=2))
+def test_mistakes_together_are_reported_as_each_is_alone(chosen: set[int]) -> None:
+    assert _problems_with(()) == []
+    alone = {problem for index in chosen for problem in _problems_with([index])}
+    together = _problems_with(chosen)
+    assert set(together) == alone  # nothing hidden, nothing invented
+    assert len(together) == len(alone)  # each once
+    assert together == sorted(together, key=lambda p: (p.line, p.column))
