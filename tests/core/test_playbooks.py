@@ -615,3 +615,4 @@ def test_mistakes_together_are_reported_as_each_is_alone(chosen: set[int]) -> No
     assert set(together) == alone  # nothing hidden, nothing invented
     assert len(together) == len(alone)  # each once
     assert together == sorted(together, key=lambda p: (p.line, p.column))
+    assert all(p.line and p.fix for p in together)  # each with its line and a fix
