@@ -606,7 +606,7 @@ def _problems_with(chosen: Iterable[int]) -> list[PlaybookProblem]:
     return problems
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(st.sets(st.sampled_from(MISTAKES), min_size=2))
 def test_mistakes_together_are_reported_as_each_is_alone(chosen: set[int]) -> None:
     assert _problems_with(()) == []
