@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -179,6 +180,40 @@ async def enqueue_cancel(
         now=now,
         payload={"prefixes": list(prefixes)},
     )
+
+
+@dataclass(frozen=True)
+class OwedTimer:
+    """A change to a timer that is committed in the outbox but not yet made in the job store."""
+
+    at: datetime | None  # None: the timer is being cancelled
+
+
+async def owed_timer(session: AsyncSession, *, incident_id: int, key: str) -> OwedTimer | None:
+    """The last change to the timer `key` that the runner still owes; None when it owes none.
+
+    A timer set or cancelled with a change is a SCHEDULE or CANCEL_TIMERS effect committed with
+    it, and reaches the job store only when the runner gets to it, after the incident's earlier
+    effects (a slow post holds it back). Until then this, not the job store, says when it is due.
+    """
+    result = await session.execute(
+        select(SideEffect.kind, SideEffect.payload)
+        .where(
+            SideEffect.incident_id == incident_id,
+            col(SideEffect.done_at).is_(None),
+            col(SideEffect.kind).in_([EffectKind.SCHEDULE, EffectKind.CANCEL_TIMERS]),
+        )
+        .order_by(col(SideEffect.id).desc())
+    )
+    for kind, payload in result.all():
+        data = json.loads(payload)
+        if kind == EffectKind.SCHEDULE and data.get("key") == key:
+            return OwedTimer(datetime.fromisoformat(str(data["at"])))
+        if kind == EffectKind.CANCEL_TIMERS and any(
+            key.startswith(str(prefix)) for prefix in data.get("prefixes", [])
+        ):
+            return OwedTimer(None)
+    return None
 
 
 def retryable(error: BaseException) -> bool:

@@ -91,6 +91,7 @@ def read_playbook_files(path: Path) -> tuple[dict[str, str], list[PlaybookProble
 async def check_directory(path: Path, *, lookup_user: LookupUser | None) -> list[PlaybookProblem]:
     """Every problem in a playbooks directory; with lookup_user, also unknown Slack users."""
     files, problems = await asyncio.to_thread(read_playbook_files, path)
+    # Files with problems are checked too (their valid part), so one run reports everything.
     loaded, found = check_playbook_files(files)
     problems += found
     if lookup_user is None:
@@ -113,6 +114,9 @@ async def check_directory(path: Path, *, lookup_user: LookupUser | None) -> list
                         "(profile → ⋮ → Copy member ID)",
                     )
                 )
+    # In file and line order; what concerns no file (or one that could not be read) first.
+    rank = {name: index for index, name in enumerate(files)}
+    problems.sort(key=lambda p: (rank.get(p.file, -1), p.line, p.column))
     return problems
 
 

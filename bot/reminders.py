@@ -11,13 +11,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot import paging
 from bot.core.clock import format_time, humanize_duration
 from bot.core.enums import FollowUpKind, Status
 from bot.core.lifecycle import severity_label
 from bot.db.models import Incident, SideEffect
 from bot.db.repo import FollowUpRepo, IncidentRepo
-from bot.outbox import TO_INCIDENT, EffectKind, Executor, enqueue_post
+from bot.errors import UserError
+from bot.outbox import TO_INCIDENT, EffectKind, Executor, enqueue_post, owed_timer
 from bot.services import Services
 from bot.slack import blocks
 from bot.slack.ids import ActionId
@@ -82,18 +85,30 @@ class Reminders:
         return incident
 
     async def status_reminder(self, incident_id: int) -> None:
-        incident = await self._open_incident(incident_id)
-        playbook = self.services.playbook(incident.playbook) if incident else None
-        every = playbook.reminder_interval(incident.severity) if incident and playbook else None
-        if incident is None or every is None:
-            return
-        now = self.services.clock.now()
-        text = (
-            f":alarm_clock: Time for a status update on {incident.ref} "
-            f"({severity_label(incident.severity)}: every {humanize_duration(every)}): "
-            "`/incident update …`"
-        )
+        """Remind the channel, and record the next reminder in the same transaction.
+
+        The incident's row is locked, so a Snooze waits for this (and then moves the timer set
+        here, still owed by the outbox) or this waits for a Snooze (and finds the reminder
+        moved later: that later timer reminds, not this one). An update given meanwhile moves
+        it the same way.
+        """
         async with transaction(self.services) as session:
+            incident = await IncidentRepo(session).by_id(incident_id, for_update=True)
+            if incident is None or incident.status is Status.RESOLVED:
+                return
+            playbook = self.services.playbook(incident.playbook)
+            every = playbook.reminder_interval(incident.severity) if playbook else None
+            if every is None:
+                return
+            now = self.services.clock.now()
+            due = await next_status_reminder(session, self.services, incident_id)
+            if due is not None and due > now:
+                return  # moved since this timer was set; the timer at `due` reminds
+            text = (
+                f":alarm_clock: Time for a status update on {incident.ref} "
+                f"({severity_label(incident.severity)}: every {humanize_duration(every)}): "
+                "`/incident update …`"
+            )
             await enqueue_post(
                 session,
                 incident_id=incident_id,
@@ -162,24 +177,44 @@ def snooze_blocks(text: str, incident_id: int) -> list[dict[str, Any]]:
     ]
 
 
+async def next_status_reminder(
+    session: AsyncSession, services: Services, incident_id: int
+) -> datetime | None:
+    """When the incident's next status-update reminder is due; None when none is set.
+
+    The outbox comes first: the timer a reminder, an update or a Snooze sets is committed there
+    with it and reaches the job store only after the incident's earlier effects have run (the
+    reminder's own post, however long Slack takes). The job store answers when nothing is owed.
+    """
+    key = status_key(incident_id)
+    owed = await owed_timer(session, incident_id=incident_id, key=key)
+    if owed is not None:
+        return owed.at
+    return await services.timers.when(key)
+
+
 async def snooze(services: Services, *, incident_id: int, actor: str) -> Reply:
     """The Snooze button: the next reminder comes one interval later than it would have.
 
     Pushing the pending reminder back, rather than setting it one interval from now, is what
     makes Snooze do something when pressed just after a reminder: the next one was already
-    due one interval later.
+    due one interval later. "Pending" includes a timer still owed by the outbox (the reminder
+    just posted, its next timer not yet stored) and a reminder due now whose timer has fired
+    but not yet posted (it finds itself moved and stays quiet): the incident's row is locked,
+    so a Snooze and a reminder never read the schedule at the same time.
     """
-    async with services.sessions() as session:
-        incident = await IncidentRepo(session).by_id(incident_id)
-    if incident is None or incident.status is Status.RESOLVED:
-        return Reply("That incident is resolved; no more reminders.")
-    playbook = services.playbook(incident.playbook)
-    every = playbook.reminder_interval(incident.severity) if playbook else None
-    if every is None:
-        return Reply("This incident has no status-update reminders.")
-    now = services.clock.now()
-    due = await services.timers.when(status_key(incident_id))
-    at = max(due or now, now) + every
     async with transaction(services) as session:
+        incident = await IncidentRepo(session).by_id(incident_id, for_update=True)
+        if incident is None:
+            raise UserError("That incident no longer exists.")
+        if incident.status is Status.RESOLVED:
+            return Reply("That incident is resolved; no more reminders.")
+        playbook = services.playbook(incident.playbook)
+        every = playbook.reminder_interval(incident.severity) if playbook else None
+        if every is None:
+            return Reply("This incident has no status-update reminders.")
+        now = services.clock.now()
+        due = await next_status_reminder(session, services, incident_id)
+        at = max(due or now, now) + every
         await reset_status_reminder(session, services, incident, at=at)
     return Reply(f"Snoozed: the next reminder is at {format_time(at, services.settings.timezone)}.")

@@ -297,8 +297,13 @@ class Timers:
         await asyncio.to_thread(remove)
 
     async def when(self, key: str) -> datetime | None:
-        """When the timer `key` is due; None when there is no such timer."""
-        job = await asyncio.to_thread(self.scheduler.get_job, key)
+        """When the timer `key` is due; None when there is no such timer.
+
+        Read from the job store itself, not through the scheduler, which holds one lock around
+        every store call: called inside a transaction holding SQLite's write lock (a Snooze),
+        it would otherwise wait out the busy timeout behind a timer being stored meanwhile.
+        """
+        job = await asyncio.to_thread(self.store.lookup_job, key)
         return job.next_run_time if job is not None else None
 
     async def pending(self) -> dict[str, datetime]:

@@ -124,3 +124,45 @@ def test_load_valid_directory_refuses_with_every_problem() -> None:
     message = str(caught.value)
     assert message.startswith("13 problems in the playbooks:\n")
     assert "tests/playbooks_broken/key_typo.yaml:6: escalaton: unknown key" in message
+
+
+async def test_one_run_reports_every_problem_of_a_file_slack_users_included(
+    tmp_path: Path,
+) -> None:
+    # No `match`, a bad duration, an unknown role in a tier, a mistyped target and a person
+    # who does not exist: all in the first run, in line order, each once.
+    (tmp_path / "team.yaml").write_text(
+        "roles:\n"
+        '  commander: {slack: ["@alice", "@ghost"]}\n'
+        '  ops: {slack: [bob, "@bob"], ack_timeout: 5 minutes}\n'
+        "escalation:\n"
+        "  - {after: 5m, page: [opz]}\n"
+        '  - {after: 10m, page: [commander], note: "wake the lead"}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "web.yaml").write_text(
+        "match: {services: [web]}\nadmins: ['@ghost']\n", encoding="utf-8"
+    )
+    asked: list[str] = []
+
+    async def lookup_user(target: str) -> bool:
+        asked.append(target)
+        return target in ("@alice", "@bob")
+
+    problems = await check_directory(tmp_path, lookup_user=lookup_user)
+    team, web = f"{tmp_path}/team.yaml", f"{tmp_path}/web.yaml"
+    nobody = "in this workspace — check the spelling, or use the member id (profile → ⋮ → Copy "
+    nobody += "member ID)"
+    assert [format_problem(p) for p in problems] == [
+        f"{team}:1: match: `match` is missing — add `match: {{services: [...]}}`, or "
+        "`match: {default: true}` for the default playbook",
+        f"{team}:2: roles.commander.slack[1]: no Slack user `@ghost` {nobody}",
+        f"{team}:3: roles.ops.slack[0]: `bob` is not a Slack target — write `@bob` if that is "
+        "a handle (handles start with `@`)",
+        f"{team}:3: roles.ops.ack_timeout: `5 minutes` is not a duration — write `5m`",
+        f"{team}:5: escalation[0].page[0]: unknown role `opz` — did you mean `ops`? Otherwise "
+        "define it under roles: or use one of commander, ops",
+        f"{team}:6: escalation[1].note: unknown key `note` — use one of after, opsgenie, page",
+        f"{web}:2: admins[0]: no Slack user `@ghost` {nobody}",
+    ]
+    assert asked == ["@alice", "@ghost", "@bob"]

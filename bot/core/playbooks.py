@@ -45,6 +45,9 @@ Rules the loader enforces, each reported with file, line and a fix:
   one from the incident's severity. Responders follow the Opsgenie Alert API: `type` team,
   escalation or schedule with `id` or `name`; `type` user with `id` or `username`.
 - Unknown keys are errors, with a "did you mean" when one is close.
+- Every problem of a file is reported in one run: a wrong value does not hide the checks
+  around it (the tiers' roles and order, the checks across files, Slack users); see
+  `_validate_in_passes`.
 
 Why pyyaml here, in the pure core: it is a parser with no I/O, and its node tree is the only way
 to give each error the line it is on. Reading files stays in `bot.playbook_check`.
@@ -56,7 +59,7 @@ import difflib
 import re
 import types
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import PurePath
@@ -71,10 +74,12 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
 from bot.core.clock import DURATION_FORMATS, parse_duration
 from bot.core.enums import Severity
@@ -523,39 +528,23 @@ class Playbook(_Model):
     bookmarks: tuple[Bookmark, ...] = ()
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
 
-    @field_validator("escalation", mode="after")
+    @field_validator("escalation", mode="wrap")
     @classmethod
     def _tiers_fit(
-        cls, tiers: tuple[EscalationTier, ...], info: ValidationInfo
+        cls, tiers: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
     ) -> tuple[EscalationTier, ...]:
-        errors: list[InitErrorDetails] = []
-        roles = info.data.get("roles")
-        for index, tier in enumerate(tiers):
-            if index and tier.after <= tiers[index - 1].after:
-                before = _format_duration(tiers[index - 1].after)
-                errors.append(
-                    _error(
-                        (index, "after"),
-                        f"`after: {_format_duration(tier.after)}` is not later than "
-                        f"escalation[{index - 1}] (`{before}`)",
-                        "tiers are paged in order and `after` counts from the start of "
-                        "paging, so give each tier a later `after` than the one before",
-                    )
-                )
-            if roles is None:
-                continue  # roles are invalid themselves; those errors are reported already
-            for position, role in enumerate(tier.page):
-                if role not in roles:
-                    errors.append(
-                        _error(
-                            (index, "page", position),
-                            f"unknown role `{role}`",
-                            _role_fix(role, roles),
-                        )
-                    )
+        # On the tiers as written, so that one tier's own mistake (a bad `after`, a bad key)
+        # hides nothing about the others: each `after` that reads is compared with the last
+        # one before it that reads, and every role a tier pages must be defined. Reported
+        # together with the tiers' own errors.
+        errors = _tier_errors(tiers, info)
+        try:
+            valid: tuple[EscalationTier, ...] = handler(tiers)
+        except ValidationError as exc:
+            errors = [*_init_errors(exc), *errors]
         if errors:
             raise ValidationError.from_exception_data("escalation", errors)
-        return tiers
+        return valid
 
     @property
     def is_default(self) -> bool:
@@ -595,6 +584,82 @@ class Playbook(_Model):
         for name, role in self.roles.items():
             found += [(("roles", name, "slack", i), target) for i, target in enumerate(role.slack)]
         return found
+
+
+def _tier_errors(tiers: object, info: ValidationInfo) -> list[InitErrorDetails]:
+    """What is wrong between the tiers as written: their order, and the roles they page."""
+    if not isinstance(tiers, list | tuple):
+        return []
+    roles = info.data.get("roles")  # None: roles are invalid, and reported already
+    if ("roles",) in (info.context or {}).get(_TAKEN_OUT, ()):
+        roles = None  # `roles:` is not a mapping at all: every name would look unknown
+    written = _written_indices(info, ("escalation",), len(tiers))
+    errors: list[InitErrorDetails] = []
+    previous: tuple[int, timedelta] | None = None
+    for index, tier in enumerate(tiers):
+        after, page = _tier_as_written(tier)
+        if after is not None and previous is not None and after <= previous[1]:
+            errors.append(
+                _error(
+                    (index, "after"),
+                    f"`after: {_format_duration(after)}` is not later than "
+                    f"escalation[{written[previous[0]]}] (`{_format_duration(previous[1])}`)",
+                    "tiers are paged in order and `after` counts from the start of "
+                    "paging, so give each tier a later `after` than the one before",
+                )
+            )
+        previous = (index, after) if after is not None else previous
+        for position, role in enumerate(page):
+            if roles is not None and _ROLE_RE.match(role) and role not in roles:
+                errors.append(
+                    _error(
+                        (index, "page", position),
+                        f"unknown role `{role}`",
+                        _role_fix(role, roles),
+                    )
+                )
+    return errors
+
+
+def _tier_as_written(tier: object) -> tuple[timedelta | None, list[str]]:
+    """A tier's `after` (None when it does not read) and the role names it pages, unvalidated."""
+    if isinstance(tier, EscalationTier):
+        return tier.after, list(tier.page)
+    if not isinstance(tier, dict):
+        return None, []
+    try:
+        after: timedelta | None = _offset(tier.get("after"))
+    except PydanticCustomError:
+        after = None
+    page = _one_or_many(tier.get("page", ()))
+    names = [role for role in page if isinstance(role, str)] if isinstance(page, list) else []
+    return after, names
+
+
+def _written_indices(info: ValidationInfo, loc: tuple[str | int, ...], count: int) -> list[int]:
+    """The index each item of the list at loc has in the file (items may have been taken out
+    to find every problem in one pass: see `_validate_in_passes`)."""
+    kept = (info.context or {}).get(_KEPT_ITEMS, {}).get(loc)
+    return list(kept) if kept is not None and len(kept) == count else list(range(count))
+
+
+_PYDANTIC_ERROR_TYPES = frozenset(get_args(ErrorType))
+
+
+def _init_errors(exc: ValidationError) -> list[InitErrorDetails]:
+    """A validation error's errors as they were raised, to raise again with others."""
+    found: list[InitErrorDetails] = []
+    for error in exc.errors(include_url=False):
+        ctx = error.get("ctx") or {}
+        details = InitErrorDetails(type=error["type"], loc=error["loc"], input=error["input"])
+        if error["type"] == "playbook":
+            details["type"] = _fail(str(ctx["message"]), str(ctx.get("fix", "")))
+        elif error["type"] not in _PYDANTIC_ERROR_TYPES:
+            details["type"] = PydanticCustomError(error["type"], error["msg"])
+        elif ctx:
+            details["ctx"] = ctx
+        found.append(details)
+    return found
 
 
 def _error(loc: tuple[str | int, ...], message: str, fix: str) -> InitErrorDetails:
@@ -687,16 +752,25 @@ _TYPE_ERRORS = {
 
 @dataclass(frozen=True)
 class PlaybookFile:
-    """A playbook that loaded, with its file and YAML nodes, to point at its lines."""
+    """A playbook that loaded, with its file and YAML nodes, to point at its lines.
+
+    A file with problems is loaded too, as the part of it that is valid (`complete` is False),
+    so that the checks across files and against Slack see all of it; it is never used for an
+    incident. `pruned` is what was taken out of it (see `_validate_in_passes`).
+    """
 
     file: str
     playbook: Playbook
     root: yaml.Node
+    complete: bool = True
+    pruned: _Pruned | None = None
 
     def problem(
         self, loc: Sequence[str | int], *, message: str, fix: str, at_key: bool = False
     ) -> PlaybookProblem:
         """A problem located at loc (a path like `("roles", "ops", "slack", 0)`) in this file."""
+        if self.pruned is not None:  # loc counts the items of the valid part, not of the file
+            loc = self.pruned.original(tuple(loc))
         line, column = _locate(self.root, loc, at_key=at_key)
         return PlaybookProblem(self.file, line, column, _format_path(loc), message, fix)
 
@@ -704,7 +778,7 @@ class PlaybookFile:
 def load_playbook(text: str, *, filename: str) -> Playbook:
     """Validate one playbook file's text; raise PlaybookInvalid with every problem in it."""
     loaded, problems = _load_file(text, filename=filename)
-    if loaded is None:
+    if loaded is None or problems:
         raise PlaybookInvalid(problems)
     return loaded.playbook
 
@@ -739,6 +813,8 @@ def _cross_file_problems(loaded: Sequence[PlaybookFile]) -> list[PlaybookProblem
     names: dict[str, PlaybookFile] = {}
     default: PlaybookFile | None = None
     for one in loaded:
+        if one.pruned is not None and one.pruned.has_replaced(("name",)):
+            continue  # the name is wrong, and reported already
         first = names.setdefault(one.playbook.name.casefold(), one)
         if first is not one:
             problems.append(
@@ -793,15 +869,14 @@ def _load_file(text: str, *, filename: str) -> tuple[PlaybookFile | None, list[P
     problems = _duplicate_keys(root, filename=filename)
     fields = dict(data)
     fields.setdefault("name", PurePath(filename).stem)
-    try:
-        playbook = Playbook.model_validate(fields)
-    except ValidationError as exc:
-        problems += _translate(exc, root=root, data=fields, filename=filename)
-        problems.sort(key=lambda p: (p.line, p.column))
+    playbook, found, pruned = _validate_in_passes(fields, root=root, filename=filename)
+    problems += found
+    problems.sort(key=lambda p: (p.line, p.column))
+    if playbook is None:
         return None, problems
-    if problems:
-        return None, problems
-    return PlaybookFile(filename, playbook, root), []
+    if not problems:
+        return PlaybookFile(filename, playbook, root), []
+    return PlaybookFile(filename, playbook, root, complete=False, pruned=pruned), problems
 
 
 def _parse_yaml(
@@ -874,10 +949,9 @@ def _duplicate_keys(root: yaml.Node, *, filename: str) -> list[PlaybookProblem]:
 
 
 def _translate(
-    exc: ValidationError, *, root: yaml.Node, data: Mapping[str, Any], filename: str
+    errors: Sequence[ErrorDetails], *, root: yaml.Node, data: Mapping[str, Any], filename: str
 ) -> list[PlaybookProblem]:
     problems: list[PlaybookProblem] = []
-    errors = exc.errors(include_url=False)
     # A key written under a wrong name (`url:` for `link:`, an inline `routing_key:`) also
     # makes the right one missing; saying so twice is noise.
     meant: set[tuple[str | int, ...]] = set()
@@ -908,6 +982,166 @@ def _translate(
         line, column = _locate(root, loc, at_key=at_key)
         problems.append(PlaybookProblem(filename, line, column, _format_path(loc), message, fix))
     return problems
+
+
+# --- every problem in one pass -----------------------------------------------------------------
+#
+# Pydantic reports every field's error at once, but a check over a whole model or a validated
+# field (the tiers' order, "this tier pages no one", checks others add to new sections) runs only
+# when all it covers is valid, and a file that does not validate used to skip the checks across
+# files and against Slack: one bad duration hid an unknown `@handle`, so people fixed a file
+# three times. A file with problems is therefore validated again without what was wrong, until
+# it validates or nothing more can be taken out; every pass may add problems, and the last one
+# leaves the valid part of the file for the later checks.
+#
+# Taking something out must not invent problems: what is reported inside it later (a required
+# key now "missing") is its consequence, not news; nor is what the model right above it says
+# (`page: [Ops]` taken down to `page: []` is not "a tier that pages no one"). A model's own
+# complaint about a sibling of a wrong value is held back for the same reason, until it is fixed.
+
+Loc = tuple[str | int, ...]
+_MAX_PASSES = 12
+# Required top-level keys have nothing above them to take out: a stand-in keeps the rest of the
+# file checkable (the checks across files skip a stand-in name).
+_TOP_LEVEL_STAND_INS: dict[str, object] = {"name": "unnamed", "match": {"services": ["-"]}}
+
+
+class _Removed:
+    """Marks a value taken out of a file (rather than replaced by a stand-in)."""
+
+
+_REMOVED = _Removed()
+# Validation context keys: which list items of the file a pass validates, and what it is
+# validated without (for checks by name, to which a missing target is no news).
+_KEPT_ITEMS = "kept_items"
+_TAKEN_OUT = "taken_out"
+
+
+@dataclass
+class _Pruned:
+    """What a file is validated without, located in the file as written."""
+
+    replaced: dict[Loc, object] = field(default_factory=dict)  # loc -> stand-in or _REMOVED
+    kept: dict[Loc, list[int]] = field(default_factory=dict)  # a list's loc -> items kept
+
+    def has_replaced(self, loc: Loc) -> bool:
+        return loc in self.replaced
+
+    def replace(self, loc: Loc, value: object) -> bool:
+        """Take loc out (or stand in for it); whether that is new."""
+        if loc in self.replaced and self.replaced[loc] == value:
+            return False
+        self.replaced[loc] = value
+        return True
+
+    def apply(self, value: object, loc: Loc = ()) -> object:
+        """A copy of the file's data without what was taken out; notes which list items stay."""
+        if not loc:
+            self.kept = {}
+        if isinstance(value, dict):
+            copy: dict[object, object] = {}
+            for key, item in value.items():
+                here = (*loc, key)
+                if here not in self.replaced:
+                    copy[key] = self.apply(item, here)
+                elif self.replaced[here] is not _REMOVED:
+                    copy[key] = self.replaced[here]
+            for taken, stand_in in self.replaced.items():  # stand-ins for missing keys
+                if taken[:-1] == loc and taken[-1] not in value and stand_in is not _REMOVED:
+                    copy[taken[-1]] = stand_in
+            return copy
+        if isinstance(value, list):
+            kept = [index for index in range(len(value)) if (*loc, index) not in self.replaced]
+            self.kept[loc] = kept
+            return [self.apply(value[index], (*loc, index)) for index in kept]
+        return value
+
+    def original(self, loc: Loc) -> Loc:
+        """Where a loc in the pruned data is in the file: list items counted as written."""
+        found: list[str | int] = []
+        for element in loc:
+            kept = self.kept.get(tuple(found))
+            if isinstance(element, int) and kept is not None and 0 <= element < len(kept):
+                element = kept[element]
+            found.append(element)
+        return tuple(found)
+
+    def covering(self, loc: Loc) -> Loc | None:
+        """What was taken out that loc is at or inside."""
+        for taken in self.replaced:
+            if loc[: len(taken)] == taken:
+                return taken
+        return None
+
+    def just_below(self, loc: Loc) -> bool:
+        """Whether something was taken out of the model at loc (a field, or a field's item)."""
+        return any(
+            len(loc) < len(taken) <= len(loc) + 2 and taken[: len(loc)] == loc
+            for taken in self.replaced
+        )
+
+    def beyond(self, taken: Loc) -> tuple[Loc, object] | None:
+        """What to take out when taking out `taken` was not enough (a stand-in fails, or a
+        required key is now missing): the stand-in goes, else the model that holds it."""
+        if self.replaced.get(taken) is not _REMOVED:
+            return taken, _REMOVED
+        return _what_to_take_out(taken[:-1]) if len(taken) > 1 else None
+
+
+def _what_to_take_out(loc: Loc) -> tuple[Loc, object] | None:
+    """The part of a file to validate without, for an error at loc, and what stands in."""
+    if loc and loc[-1] == "[key]":
+        return loc[:-1], _REMOVED  # a wrong key: its whole entry
+    if not loc:
+        return None  # the file itself
+    if len(loc) == 1:
+        return loc, _TOP_LEVEL_STAND_INS.get(str(loc[0]), _REMOVED)
+    model = _model_at(loc)
+    if (
+        not isinstance(loc[-1], int)
+        and _model_at(loc[:-1]) is None
+        and model is not None
+        and not any(info.is_required() for info in model.model_fields.values())
+    ):
+        # An entry of a mapping (a role): kept, empty, so what refers to it by name still can.
+        return loc, {}
+    return loc, _REMOVED
+
+
+def _validate_in_passes(
+    fields: Mapping[str, Any], *, root: yaml.Node, filename: str
+) -> tuple[Playbook | None, list[PlaybookProblem], _Pruned]:
+    """The playbook (or its valid part), and every problem found on the way, in file order."""
+    pruned = _Pruned()
+    problems: dict[PlaybookProblem, None] = {}  # in the order found, once each
+    data: object = fields
+    for _ in range(_MAX_PASSES):
+        try:
+            context = {_KEPT_ITEMS: pruned.kept, _TAKEN_OUT: frozenset(pruned.replaced)}
+            playbook = Playbook.model_validate(data, context=context)
+            return playbook, list(problems), pruned
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+        shown: list[ErrorDetails] = []
+        progress = False
+        earlier = _Pruned(dict(pruned.replaced), pruned.kept)  # as this pass was validated
+        for error in errors:
+            loc = pruned.original(tuple(error["loc"]))
+            taken = earlier.covering(loc)
+            if taken is not None:
+                target = earlier.beyond(taken)  # a consequence of taking it out
+            else:
+                target = _what_to_take_out(loc)
+                if not earlier.just_below(loc):
+                    shown.append({**error, "loc": loc})
+            if target is not None and pruned.replace(*target):
+                progress = True
+        for problem in _translate(shown, root=root, data=fields, filename=filename):
+            problems.setdefault(problem)
+        if not progress:
+            break
+        data = pruned.apply(fields)
+    return None, list(problems), pruned
 
 
 def _unknown_key(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> tuple[str, str, str]:

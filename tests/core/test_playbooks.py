@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.core.enums import Severity
 from bot.core.playbooks import (
     DEFAULT_OPSGENIE_KEY_ENV,
     Playbook,
     PlaybookInvalid,
+    PlaybookProblem,
     SlackTargetKind,
     all_services,
     check_playbook_files,
@@ -458,3 +462,157 @@ def test_names_and_the_default_are_checked_across_files() -> None:
                 "pb/b.yaml": "name: a\nmatch: {default: true}\n",
             }
         )
+
+
+# --- every problem in one pass ---
+
+SEVERAL_PROBLEMS = """\
+roles:
+  commander: {slack: ["@alice", carol]}
+  ops: {ack_timeout: 5 minutes}
+  dba: 5
+escalation:
+  - {after: 5 mins, page: [ops, opz]}
+  - {after: 10m, page: [dba, comander]}
+  - {after: 2m, page: [commander]}
+  - {after: 20m, page: [Ops]}
+checklist: ["ok", ""]
+bookmark: []
+"""
+
+
+def test_every_independent_problem_of_a_file_is_reported_in_one_pass() -> None:
+    # No `match`, bad durations in a role and in a tier, broken roles: none of them hides the
+    # tiers' unknown roles or their order, and taking the broken parts out invents nothing
+    # (`dba: 5` is still a role the tiers may page; `page: [Ops]` is not "a tier that pages
+    # no one").
+    roles_fix = "Otherwise define it under roles: or use one of commander, dba, ops"
+    expected = [
+        "pb/test.yaml:1: match: `match` is missing — add `match: {services: [...]}`, or "
+        "`match: {default: true}` for the default playbook",
+        "pb/test.yaml:2: roles.commander.slack[1]: `carol` is not a Slack target — write "
+        "`@carol` if that is a handle (handles start with `@`)",
+        "pb/test.yaml:3: roles.ops.ack_timeout: `5 minutes` is not a duration — write `5m`",
+        "pb/test.yaml:4: roles.dba: expected a mapping — write `key: value` pairs",
+        "pb/test.yaml:6: escalation[0].after: `5 mins` is not a duration — write `5m`",
+        "pb/test.yaml:6: escalation[0].page[1]: unknown role `opz` — did you mean `ops`? "
+        + roles_fix,
+        "pb/test.yaml:7: escalation[1].page[1]: unknown role `comander` — did you mean "
+        "`commander`? " + roles_fix,
+        "pb/test.yaml:8: escalation[2].after: `after: 2m` is not later than escalation[1] "
+        "(`10m`) — tiers are paged in order and `after` counts from the start of paging, so "
+        "give each tier a later `after` than the one before",
+        "pb/test.yaml:9: escalation[3].page[0]: `Ops` is not a role name — use lowercase "
+        "letters, digits, `-` and `_`, starting with a letter, e.g. `ops`",
+        "pb/test.yaml:10: checklist[1]: this text is empty — write something or remove the entry",
+        "pb/test.yaml:11: bookmark: unknown key `bookmark` — did you mean `bookmarks`?",
+    ]
+    assert problems_in(SEVERAL_PROBLEMS) == expected
+    assert problems_in(SEVERAL_PROBLEMS) == expected  # the same order every time
+
+
+def test_fixing_one_problem_reveals_nothing_new() -> None:
+    # What the first run did not report is not there: fixing each problem in turn only ever
+    # removes lines from the report.
+    fixes = [
+        ("roles:\n", "match: {services: [web]}\nroles:\n"),
+        ('"@alice", carol', '"@alice", "@carol"'),
+        ("5 minutes", "5m"),
+        ("dba: 5", "dba: {}"),
+        ("5 mins", "5m"),
+        ("opz", "ops"),
+        ("comander", "commander"),
+        ("after: 2m", "after: 15m"),
+        ("[Ops]", "[ops]"),
+        ('"ok", ""', '"ok"'),
+        ("bookmark: []\n", ""),
+    ]
+
+    def reported_in(text: str) -> set[str]:  # without line numbers: the first fix adds a line
+        _loaded, problems = check_playbook_files({"pb/test.yaml": text})
+        return {format_problem(p).split(": ", 1)[1] for p in problems}
+
+    text = SEVERAL_PROBLEMS
+    reported = reported_in(text)
+    for old, new in fixes:
+        text = text.replace(old, new)
+        now = reported_in(text)
+        assert now < reported, (old, now - reported)
+        reported = now
+    assert reported == set()
+    assert playbook(text).tiers[2].after == timedelta(minutes=15)
+
+
+def test_a_file_with_problems_still_takes_part_in_the_checks_across_files() -> None:
+    loaded, problems = check_playbook_files(
+        {
+            "pb/a.yaml": "match: {default: true}\n",
+            "pb/b.yaml": "name: a\nmatch: {default: true}\npostmortem: {due_in: 5 days}\n",
+            "pb/c.yaml": "name: Not A Name\nmatch: {services: [x]}\n",
+        }
+    )
+    assert [format_problem(p) for p in problems] == [
+        "pb/b.yaml:1: name: the playbook name `a` is already used by pb/a.yaml — give each "
+        "playbook its own `name:` (without `name:`, the file name is the name)",
+        "pb/b.yaml:2: match.default: a second default playbook (pb/a.yaml is the default) — "
+        "keep `default: true` in one playbook only",
+        "pb/b.yaml:3: postmortem.due_in: `5 days` is not a duration — write `5d`",
+        "pb/c.yaml:1: name: `Not A Name` is not a playbook name — use lowercase letters, "
+        "digits, `-` and `_` (without `name:`, the file name is used)",
+    ]
+    # The valid part of each file, marked; never the whole of a file with problems.
+    assert [(one.file, one.complete) for one in loaded] == [
+        ("pb/a.yaml", True),
+        ("pb/b.yaml", False),
+        ("pb/c.yaml", False),
+    ]
+
+
+# Each line of a valid playbook, and the same line with a mistake of its own.
+LINES_AND_MISTAKES = [
+    ("name: web", "name: Web Site"),
+    ("match: {services: [web]}", "mtch: {services: [web]}"),
+    ("roles:", None),
+    ('  commander: {slack: ["@alice"]}', "  commander: {slack: [alice]}"),
+    ('  ops: {slack: ["@bob"], ack_timeout: 5m}', '  ops: {slack: ["@bob"], ack_timeout: 5 min}'),
+    ("  dba: {pagerduty: {routing_key_env: PD_KEY}}", "  dba: 5"),
+    ("escalation:", None),
+    ("  - {after: 5m, page: [ops]}", "  - {after: 5 mins, page: [ops]}"),
+    ("  - {after: 10m, page: [dba]}", "  - {after: 10m, page: [dba, dbb]}"),
+    ("  - {after: 15m, page: [commander]}", "  - {after: 1m, page: [commander]}"),
+    (
+        "reminders: {status_update_every: {sev1: 15m}}",
+        "reminders: {status_update_every: {sev1: 15 min}}",
+    ),
+    ('checklist: ["Post an update"]', 'checklist: ["Post an update", ""]'),
+    (
+        'bookmarks: [{title: Dash, link: "https://x.example.com"}]',
+        'bookmarks: [{title: Dash, link: "ftp://x"}]',
+    ),
+]
+MISTAKES = [index for index, (_, wrong) in enumerate(LINES_AND_MISTAKES) if wrong is not None]
+
+
+def _with_mistakes(chosen: Iterable[int]) -> str:
+    lines = [
+        wrong if index in set(chosen) and wrong is not None else right
+        for index, (right, wrong) in enumerate(LINES_AND_MISTAKES)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _problems_with(chosen: Iterable[int]) -> list[PlaybookProblem]:
+    _loaded, problems = check_playbook_files({"pb/web.yaml": _with_mistakes(chosen)})
+    return problems
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(st.sets(st.sampled_from(MISTAKES), min_size=2))
+def test_mistakes_together_are_reported_as_each_is_alone(chosen: set[int]) -> None:
+    assert _problems_with(()) == []
+    alone = {problem for index in chosen for problem in _problems_with([index])}
+    together = _problems_with(chosen)
+    assert set(together) == alone  # nothing hidden, nothing invented
+    assert len(together) == len(alone)  # each once
+    assert together == sorted(together, key=lambda p: (p.line, p.column))
+    assert all(p.line and p.fix for p in together)  # each with its line and a fix
