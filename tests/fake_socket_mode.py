@@ -198,6 +198,12 @@ class FakeSocketModeSlack:
     def acks_for(self, envelope_id: str) -> list[Ack]:
         return [ack for ack in self.acks if ack.envelope_id == envelope_id]
 
+    async def acked(self, envelope_id: str) -> Ack:
+        """Wait for the first ack of an envelope, wherever it comes back."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self.acks_for(envelope_id)))
+        return self.acks_for(envelope_id)[0]
+
     async def settled(self, connections: Iterable[FakeConnection] | None = None) -> None:
         """Until every envelope sent on them has been acked, or can no longer be."""
         chosen = list(self.connections if connections is None else connections)

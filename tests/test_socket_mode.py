@@ -6,9 +6,14 @@ server on loopback (tests/fake_socket_mode.py); the Web API calls go on to the e
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +28,15 @@ from bot.emulator import SlackEmulator
 from bot.errors import ConfigError
 from bot.slack.socket_mode import Backoff, SocketMode
 from bot.web.server import BOLT
-from tests.conftest import BotHarness, make_settings, start_bot, stop_bot
+from tests.conftest import BOT_TOKEN, BotHarness, make_settings, start_bot, stop_bot
 from tests.conversation import reply_to
-from tests.fake_socket_mode import APP_TOKEN, FakeConnection, FakeSocketModeSlack
+from tests.fake_socket_mode import (
+    APP_TOKEN,
+    FakeConnection,
+    FakeSocketModeSlack,
+    command_payload,
+)
+from tests.test_cli import base_env, free_port, run_bot
 
 
 @dataclass
@@ -224,6 +235,14 @@ async def test_a_warning_then_refresh_opens_one_new_connection(setup: Setup) -> 
         assert_acked_once_where_sent(setup.slack)
         assert [a.connection for a in setup.slack.acks_for(sent)] == [1]
         assert len(setup.slack.connections) == 2 and setup.slack.opens == 2
+        async with setup.bot.http.get(setup.bot.url + "/metrics") as response:
+            exposition = await response.text()
+        for reason in ("start", "warning"):
+            assert re.search(
+                rf'^socket_mode_connections_total\{{reason="{reason}"\}} 1(\.0)?$',
+                exposition,
+                re.MULTILINE,
+            ), exposition
         await setup.bot.settle()
         assert await notes(setup) == ["still on the old socket", "on the new one"]
     finally:
@@ -371,3 +390,130 @@ async def test_frames_that_are_not_envelopes_are_ignored_with_a_warning(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
     assert "not a JSON object" in caplog.text
+
+
+# -- `python -m bot socket`, as an operator runs it ---------------------------------------
+
+
+async def test_python_m_bot_socket_survives_a_refresh_and_stops_on_sigterm(
+    tmp_path: Path, emulator: SlackEmulator, slack: FakeSocketModeSlack
+) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    code, output = await run_bot("db", "upgrade", env=base_env(DATABASE_URL=db), cwd=tmp_path)
+    assert code == 0, output
+    env = base_env(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        SLACK_API_URL=slack.url,
+        DATABASE_URL=db,
+        PORT=str(free_port()),
+        HOST="127.0.0.1",
+        LOG_LEVEL="DEBUG",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "socket",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    alice = emulator.add_user("alice")
+
+    async def help_on(connection: FakeConnection) -> str:
+        return await connection.command(
+            "help", user=alice, channel="CGENERAL", response_url=emulator.response_url()
+        )
+
+    try:
+        async with asyncio.timeout(60):  # a bound on a broken run, not a timing
+            old = await slack.next_connection(1)
+            asked = [await help_on(old)]
+            await old.disconnect("refresh_requested")
+            new = await slack.next_connection(2)
+            asked.append(await help_on(old))
+            await slack.settled([old])
+            await old.close()
+            asked.append(await help_on(new))
+            await slack.settled()
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    logs = (out + err).decode()
+    assert proc.returncode == 0, logs
+    assert_acked_once_where_sent(slack)
+    for envelope_id in asked:
+        [ack] = slack.acks_for(envelope_id)
+        assert ack.payload == {"response_type": "ephemeral", "text": grammar.HELP_TEXT}
+    assert new.closed_by_app and new.ws.close_code == 1000
+    assert "stopped" in logs and "Traceback" not in logs
+    assert APP_TOKEN not in logs and BOT_TOKEN not in logs
+
+
+# -- acks owed when a socket closes -------------------------------------------------------
+
+
+@dataclass
+class SlowCommand:
+    """A `/slow` listener on the bot's Bolt app that acks only when the test says so."""
+
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, ack: Any) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        await ack(text="done at last")
+
+    async def send(self, setup: Setup, connection: FakeConnection) -> str:
+        payload = command_payload(
+            "", user=setup.alice, channel="CGENERAL", response_url=setup.emulator.response_url()
+        )
+        payload["command"] = "/slow"
+        return await connection.envelope("slash_commands", payload)
+
+
+@pytest.fixture
+def slow(setup: Setup) -> SlowCommand:
+    listener = SlowCommand()
+    setup.bolt.command("/slow")(listener)
+    return listener
+
+
+async def test_an_ack_owed_on_a_socket_slack_closed_goes_on_the_new_one(
+    setup: Setup, slow: SlowCommand
+) -> None:
+    socket = setup.socket_mode()
+    await socket.start()
+    try:
+        old = await setup.slack.next_connection(1)
+        envelope_id = await slow.send(setup, old)
+        await slow.entered.wait()
+        await old.disconnect("refresh_requested")
+        await setup.slack.next_connection(2)
+        await old.close()
+        slow.gate.set()
+        ack = await setup.slack.acked(envelope_id)
+        assert len(setup.slack.acks_for(envelope_id)) == 1
+        assert ack.connection == 2 and ack.payload == {"text": "done at last"}
+    finally:
+        await socket.close()
+
+
+async def test_close_acks_what_was_received_before_closing(setup: Setup, slow: SlowCommand) -> None:
+    socket = setup.socket_mode()
+    await socket.start()
+    connection = await setup.slack.next_connection(1)
+    envelope_id = await slow.send(setup, connection)
+    await slow.entered.wait()
+    closing = asyncio.create_task(socket.close())
+    slow.gate.set()
+    await closing
+    await connection.ended.wait()
+    assert [ack.connection for ack in setup.slack.acks_for(envelope_id)] == [1]
+    assert connection.closed_by_app

@@ -293,7 +293,7 @@ class SocketMode:
             return
         kind = message.get("type")
         if kind == "hello":
-            log.info("Socket Mode connection %d: Slack said hello", connection.number)
+            log.debug("Socket Mode connection %d: hello %s", connection.number, message)
         elif kind == "disconnect":
             self._disconnect_requested(connection, str(message.get("reason", "")))
         elif isinstance(message.get("envelope_id"), str):
