@@ -120,14 +120,17 @@ class SocketMode:
         metrics: Metrics | None = None,
         backoff: Backoff | None = None,
         heartbeat: float = 10.0,
+        connect_timeout: float = 30.0,
         retire_after: float = 60.0,
         drain_seconds: float = 5.0,
     ) -> None:
         """`slack` is the bot's Web API client: apps.connections.open goes to its base URL.
 
-        `retire_after`: how long an old connection is read after its replacement opened, if
-        Slack does not close it first. `drain_seconds`: how long `close` lets envelopes already
-        received finish and be acknowledged.
+        `heartbeat`: seconds between pings; a connection without a pong is replaced.
+        `connect_timeout`: the longest a WebSocket handshake may take. `retire_after`: how long
+        an old connection is read after its replacement opened, if Slack does not close it
+        first. `drain_seconds`: how long `close` lets envelopes already received finish and be
+        acknowledged.
         """
         self._bolt = bolt
         self._app_token = app_token
@@ -135,6 +138,7 @@ class SocketMode:
         self._metrics = metrics or Metrics()
         self._backoff = backoff or Backoff()
         self._heartbeat = heartbeat
+        self._connect_timeout = connect_timeout
         self._retire_after = retire_after
         self._drain_seconds = drain_seconds
         self._session: aiohttp.ClientSession | None = None
@@ -176,6 +180,8 @@ class SocketMode:
 
     async def close(self) -> None:
         """Let envelopes already received be acknowledged, then close every connection."""
+        if self._closing:
+            return
         self._closing = True
         tasks = [t for t in (self._reconnecting, *self._housekeeping) if t is not None]
         for task in tasks:
@@ -197,12 +203,13 @@ class SocketMode:
         """apps.connections.open, then the WebSocket; the new connection becomes current."""
         assert self._session is not None, "start() first"
         response = await self._slack.apps_connections_open(app_token=self._app_token)
-        ws = await self._session.ws_connect(
-            str(response["url"]),
-            heartbeat=self._heartbeat,
-            proxy=self._slack.proxy,
-            ssl=self._slack.ssl if self._slack.ssl is not None else True,
-        )
+        async with asyncio.timeout(self._connect_timeout):
+            ws = await self._session.ws_connect(
+                str(response["url"]),
+                heartbeat=self._heartbeat,
+                proxy=self._slack.proxy,
+                ssl=self._slack.ssl if self._slack.ssl is not None else True,
+            )
         if self._closing:
             await ws.close()
             return
@@ -268,17 +275,17 @@ class SocketMode:
                     break
         finally:
             self._connections.discard(connection)
+            if connection is self._current and not self._closing:
+                log.warning(
+                    "Socket Mode connection %d closed without warning (code %s); reconnecting",
+                    connection.number,
+                    ws.close_code,
+                )
+                self._reconnect_soon("closed")  # before the close handshake, which may hang
+            else:
+                log.info("Socket Mode connection %d closed", connection.number)
             if not ws.closed:
                 await ws.close()
-        if connection is self._current and not self._closing:
-            log.warning(
-                "Socket Mode connection %d closed without warning (code %s); reconnecting",
-                connection.number,
-                ws.close_code,
-            )
-            self._reconnect_soon("closed")
-        else:
-            log.info("Socket Mode connection %d closed", connection.number)
 
     def _received(self, connection: _Connection, data: str) -> None:
         try:
