@@ -148,6 +148,7 @@ class FakeSocketModeSlack:
         self.connections: list[FakeConnection] = []
         self.acks: list[Ack] = []
         self.opens = 0  # apps.connections.open calls answered ok
+        self.half_open = False  # new connections answer no ping while this is set
         self._tickets: set[str] = set()
         self._open_failures: list[str] = []
         self._changed = asyncio.Condition()
@@ -249,7 +250,8 @@ class FakeSocketModeSlack:
         if ticket not in self._tickets:
             return web.Response(status=401, text="invalid ticket")
         self._tickets.discard(ticket)  # a URL serves one connection
-        ws = web.WebSocketResponse(autoping=True)
+        # A half-open link (a NAT that forgot it) answers no ping and delivers nothing.
+        ws = web.WebSocketResponse(autoping=not self.half_open)
         await ws.prepare(request)
         connection = FakeConnection(len(self.connections) + 1, ws, request)
         await ws.send_str(

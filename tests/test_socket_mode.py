@@ -312,6 +312,25 @@ async def test_an_unexpected_close_reconnects_and_goes_on(
         await socket.close()
 
 
+async def test_a_connection_that_answers_no_ping_is_replaced(setup: Setup) -> None:
+    channel = await declared_channel(setup)
+    setup.slack.half_open = True
+    socket = setup.socket_mode(heartbeat=0.2)
+    await socket.start()
+    try:
+        silent = await setup.slack.next_connection(1)
+        setup.slack.half_open = False
+        second = await setup.slack.next_connection(2)
+        await silent.ended.wait()
+        await setup.command(second, "note after the silence", channel)
+        await setup.slack.settled()
+        assert_acked_once_where_sent(setup.slack)
+        await setup.bot.settle()
+        assert await notes(setup) == ["after the silence"]
+    finally:
+        await socket.close()
+
+
 async def test_reconnecting_backs_off_while_slack_refuses_to_open(setup: Setup) -> None:
     channel = await declared_channel(setup)
     socket = setup.socket_mode()
