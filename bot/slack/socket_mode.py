@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -368,8 +368,8 @@ class SocketMode:
             "envelope %s could not be acknowledged: no connection is open", ack["envelope_id"]
         )
 
-    def _spawn(self, coro: Any, *, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+    def _spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._housekeeping.add(task)
         task.add_done_callback(self._housekeeping.discard)
 
