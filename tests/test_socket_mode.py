@@ -7,6 +7,7 @@ server on loopback (tests/fake_socket_mode.py); the Web API calls go on to the e
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import signal
@@ -23,10 +24,11 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.core import grammar
 from bot.core.clock import FakeClock
-from bot.core.enums import EntryKind
+from bot.core.enums import EntryKind, Status
 from bot.db.repo import IncidentRepo
 from bot.emulator import SlackEmulator
 from bot.errors import ConfigError
+from bot.slack.ids import ActionId
 from bot.slack.socket_mode import Backoff, SocketMode
 from bot.web.server import BOLT
 from tests.conftest import BOT_TOKEN, BotHarness, make_settings, start_bot, stop_bot
@@ -37,7 +39,10 @@ from tests.fake_socket_mode import (
     FakeSocketModeSlack,
     command_payload,
 )
+from tests.slack_requests import event_body
 from tests.test_cli import base_env, free_port, run_bot
+from tests.test_interactions import card_menu
+from tests.test_reliability import pin_event
 
 
 @dataclass
@@ -231,6 +236,46 @@ async def test_a_refresh_in_the_middle_of_a_burst_loses_no_command(setup_any_db:
 async def test_the_stock_handler_loses_commands_in_the_same_burst(setup: Setup) -> None:
     """The same scenario with slack_bolt's AsyncSocketModeHandler, which the bot used before."""
     await refresh_mid_burst(setup, Stock(setup))
+
+
+async def test_events_and_interactions_come_through_too(setup: Setup) -> None:
+    """A 📌 (events_api) on the old socket and a card menu choice (interactive) on the new."""
+    channel = await declared_channel(setup)
+    said = setup.emulator.post_as_user(channel, setup.alice, "the cache hit rate fell to 20%")
+    socket = setup.socket_mode()
+    await socket.start()
+    try:
+        old = await setup.slack.next_connection(1)
+        await old.disconnect("refresh_requested")
+        new = await setup.slack.next_connection(2)
+        pin = pin_event(user=setup.alice, channel=channel, ts=said, item_user=setup.alice)
+        pinned = await old.envelope("events_api", json.loads(event_body(pin, event_id="Ev01")))
+        await setup.slack.settled([old])
+        await old.close()
+        menu = card_menu(
+            setup.bot,
+            action_id=ActionId.STATUS_SELECT,
+            value="identified",
+            channel=channel,
+            user=setup.alice,
+        )
+        chosen = await new.envelope("interactive", menu)
+        await setup.slack.settled()
+        assert_acked_once_where_sent(setup.slack)
+        assert setup.slack.acks_for(pinned)[0].payload is None  # events are acked empty
+        assert setup.slack.acks_for(chosen)[0].payload is None
+        await setup.bot.settle()
+        async with setup.bot.services.sessions() as session:
+            repo = IncidentRepo(session)
+            incident = await repo.by_number(1)
+            assert incident is not None and incident.id is not None
+            entries = await repo.timeline(incident.id)
+        assert incident.status == Status.IDENTIFIED
+        assert [e.text for e in entries if e.kind == EntryKind.PINNED] == [
+            "the cache hit rate fell to 20%"
+        ]
+    finally:
+        await socket.close()
 
 
 async def test_a_warning_then_refresh_opens_one_new_connection(setup: Setup) -> None:
