@@ -252,6 +252,9 @@ class SocketMode:
                     _describe(exc),
                     self._backoff.delay(failures),
                 )
+            except Exception:  # a bug must not leave the bot without a connection for good
+                failures += 1
+                log.exception("Socket Mode could not connect; trying again")
 
     async def _retire(self, connection: _Connection) -> None:
         """Keep reading a replaced connection until Slack closes it, or close it after a while."""
