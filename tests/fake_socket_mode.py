@@ -177,6 +177,7 @@ class FakeSocketModeSlack:
     async def stop(self) -> None:
         for connection in self.connections:
             if not connection.ws.closed:
+                connection.closed_by_slack = True
                 await connection.ws.close(code=aiohttp.WSCloseCode.GOING_AWAY)
         if self._runner is not None:
             await self._runner.cleanup()

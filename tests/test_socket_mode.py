@@ -1,7 +1,8 @@
 """Socket Mode: every envelope handled once and acked, across Slack's refreshes and drops.
 
-The bot's real Bolt app and services, on SQLite, answer envelopes from a fake Slack Socket Mode
-server on loopback (tests/fake_socket_mode.py); the Web API calls go on to the emulator.
+The bot's real Bolt app and services (on SQLite; the burst also on PostgreSQL) answer envelopes
+from a fake Slack Socket Mode server on loopback (tests/fake_socket_mode.py); the Web API calls
+go on to the emulator.
 """
 
 from __future__ import annotations
