@@ -148,8 +148,12 @@ async def serve(settings: Settings) -> None:
 
 
 async def socket_mode(settings: Settings) -> None:
-    """Socket Mode: the listeners over a WebSocket; /healthz and /metrics still on PORT."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    """Socket Mode: the listeners over a WebSocket; /healthz and /metrics still on PORT.
+
+    Slack's connection refreshes lose nothing: the next connection opens before the old one
+    closes (bot/slack/socket_mode.py).
+    """
+    from bot.slack.socket_mode import SocketMode
 
     settings.require("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
     if settings.SLACK_SIGNING_SECRET is None:
@@ -158,17 +162,25 @@ async def socket_mode(settings: Settings) -> None:
     services = build_services(settings)  # checks DATABASE_URL first
     services.playbooks = tuple(load_playbooks(settings))
     runner: web.AppRunner | None = None
+    socket: SocketMode | None = None
     try:
         await check_database(services)
         app, identity = build_web(services)
         await verify_slack_token(identity)
         runner = await _start_http(services, app)
-        handler = AsyncSocketModeHandler(app[BOLT], settings.secret("SLACK_APP_TOKEN"))
-        await handler.connect_async()  # type: ignore[no-untyped-call]
+        socket = SocketMode(
+            bolt=app[BOLT],
+            app_token=settings.secret("SLACK_APP_TOKEN"),
+            slack=services.slack,
+            metrics=services.metrics,
+        )
+        await socket.start()
         start_background(services)
         await _until_signal()
-        await handler.close_async()  # type: ignore[no-untyped-call]
+        log.info("shutting down: acknowledging what was received, then closing")
     finally:
+        if socket is not None:
+            await socket.close()
         await _drain(services, runner)
     log.info("stopped")
 
