@@ -215,7 +215,8 @@ class FollowUpIssues:
         profile = (user or {}).get("profile") or {}
         return Owner(
             slack_id=user_id,
-            name=profile.get("display_name") or (user or {}).get("real_name") or None,
+            # Outside Slack a full name reads better than a display name.
+            name=(user or {}).get("real_name") or profile.get("display_name") or None,
             handle=(user or {}).get("name") or None,
             email=profile.get("email") or None,
         )
