@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from sqlmodel import select
 
-from bot.core.enums import EntryKind, EntrySource
+from bot.core.enums import EntryKind, EntrySource, FollowUpKind
 from bot.core.issue_status import TRACKER_NAMES
 from bot.core.lifecycle import TimelineEvent
 from bot.db.models import FollowUp
@@ -87,7 +87,8 @@ async def apply_issue_event(services: Services, *, event: IssueEvent) -> Outcome
             Outcome.DROPPED: "dropped (closed as not planned)",
         }[outcome]
         by = f" by {event.by}" if event.by else ""
-        text = f"Task “{task.text}” {verb} in {name} ({event.key}){by}"
+        what = "Measure" if task.kind is FollowUpKind.MEASURE else "Task"
+        text = f"{what} “{task.text}” {verb} in {name} ({event.key}){by}"
         repo.record(
             incident,
             [TimelineEvent(EntryKind.FOLLOW_UP, now, text, None)],
@@ -102,6 +103,6 @@ async def apply_issue_event(services: Services, *, event: IssueEvent) -> Outcome
             session,
             incident_id=incident.id,
             now=now,
-            text=f":ticket: Task _{task_text}_ {verb} in {name} ({link}){by_text}.",
+            text=f":ticket: {what} _{task_text}_ {verb} in {name} ({link}){by_text}.",
         )
     return outcome

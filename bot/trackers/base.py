@@ -196,6 +196,12 @@ class Caller:
             raise TrackerFailed(self.tracker, reason, retryable=True) from exc
         if response.is_success or response.status_code in ok_statuses:
             self._count("ok")
+            exhausted = rate_limit_end(
+                {k: v for k, v in response.headers.items() if k.lower() != "retry-after"},
+                now=self.clock.now(),
+            )
+            if exhausted is not None:  # the last call of the window: wait for its reset
+                self.gate.block(exhausted)
             return response
         raise self._failure(response)
 

@@ -195,7 +195,7 @@ def state_of(item: Mapping[str, Any]) -> IssueState:
     """GitHub's `state` and `state_reason` in our words."""
     if item.get("state") != "closed":
         return IssueState.OPEN
-    if item.get("state_reason") == "not_planned":
+    if item.get("state_reason") in ("not_planned", "duplicate"):
         return IssueState.NOT_PLANNED
     return IssueState.COMPLETED
 

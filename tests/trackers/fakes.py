@@ -12,6 +12,7 @@ provider signs it, in `deliveries`: the tests post them to the bot (and post the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -58,6 +59,7 @@ class RateLimited(FakeServer):
     early: int = 0  # requests that came inside a block window
     _limit_next: bool = False
     _drop_next_create: int = 0
+    _slow_next_create: float = 0.0
     webhook_secret: str = "hook-secret"
     deliveries: list[Delivery] = field(default_factory=list)
 
@@ -65,6 +67,15 @@ class RateLimited(FakeServer):
         """The next request opens a block window of `seconds`."""
         self._limit_next = True
         self.block_seconds, self.block_status, self.block_primary = seconds, status, primary
+
+    def slow_next_create(self, seconds: float) -> None:
+        """The next create is committed only after `seconds`: the client has given up by then."""
+        self._slow_next_create = seconds
+
+    async def _maybe_slow(self) -> None:
+        seconds, self._slow_next_create = self._slow_next_create, 0.0
+        if seconds:
+            await asyncio.sleep(seconds)
 
     def drop_next_create(self, times: int = 1) -> None:
         """The next create(s) are committed, then the connection is closed unanswered."""
@@ -229,6 +240,7 @@ class FakeGitHub(RateLimited):
                     )
         if errors:
             return self._invalid(seen, errors)
+        await self._maybe_slow()
         repo = f"{request.match_info['owner']}/{request.match_info['name']}"
         issues = self.all_issues(repo)
         self._next_id += 1
@@ -541,6 +553,7 @@ class FakeJira(RateLimited):
             errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen."
         if errors:
             return self._bad(seen, errors)
+        await self._maybe_slow()
         self._next_id += 1
         number = sum(1 for i in self.issues if i["key"].startswith(f"{project}-")) + 1
         issue = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -278,3 +279,26 @@ async def test_a_rate_limit_blocks_every_call_until_it_ends(
     clock.advance(timedelta(seconds=1))
     issue = await tracker.create(draft())
     assert issue.state is IssueState.OPEN and case.fake.early == 0
+
+
+async def test_a_create_that_timed_out_but_went_through_is_found_again(case: Case) -> None:
+    tracker = case.make(timeout=0.2)
+    case.fake.slow_next_create(0.6)
+    marker = marker_for("slow0001")
+    with pytest.raises(TrackerFailed) as failed:
+        await tracker.create(draft(marker=marker))
+    assert failed.value.retryable and failed.value.status is None
+    for _ in range(50):  # until the tracker has finished what it was doing
+        if case.fake.received and len(_issues(case)) == 1:
+            break
+        await asyncio.sleep(0.05)
+    found = await tracker.find(marker, since=START - timedelta(minutes=1))
+    assert found is not None and found.key.endswith(("#1", "-1"))
+
+
+def _issues(case: Case) -> list[Any]:
+    fake = case.fake
+    if isinstance(fake, FakeGitHub):
+        return fake.all_issues()
+    assert isinstance(fake, FakeJira)
+    return fake.issues
