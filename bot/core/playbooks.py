@@ -20,6 +20,12 @@ A playbook file (`playbooks/NAME.yaml`) looks like this:
     checklist: ["Post a status update", "Check the cache hit rate dashboard"]
     bookmarks: [{title: DB dashboard, link: "https://grafana.example.com/d/db"}]
     postmortem: {due_in: 5d}
+    followups:                        # where /incident task files its issues (one tracker)
+      github: {repo: acme/infra, token_env: GITHUB_TOKEN, labels: [incident],
+               logins: {"@bob": bob-gh}}
+      # or jira: {url: "https://acme.atlassian.net", project: OPS, issue_type: Task,
+      #           email_env: JIRA_EMAIL, token_env: JIRA_API_TOKEN}
+      measures: false                 # true: measures are filed too
 
 Rules the loader enforces, each reported with file, line and a fix:
 
@@ -45,6 +51,10 @@ Rules the loader enforces, each reported with file, line and a fix:
   one from the incident's severity. Responders follow the Opsgenie Alert API: `type` team,
   escalation or schedule with `id` or `name`; `type` user with `id` or `username`.
 - Unknown keys are errors, with a "did you mean" when one is close.
+- `followups:` names exactly one tracker. GitHub: `repo` is `owner/name`, `logins` maps Slack
+  targets to GitHub logins. Jira: `url` is https (http only for a loopback host, for tests),
+  `project` is a project key (`OPS`). Tokens and emails come from `token_env`/`email_env`;
+  an inline `token:` is an error. Labels have no spaces (Jira refuses them).
 
 Why pyyaml here, in the pure core: it is a parser with no I/O, and its node tree is the only way
 to give each error the line it is on. Reading files stays in `bot.playbook_check`.

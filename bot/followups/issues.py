@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 MAX_RETRY = timedelta(seconds=30)
 LOOKBACK = timedelta(minutes=5)  # clock skew between us and the tracker
+RESPONSE_URL_LIFE = timedelta(minutes=25)  # Slack honours a response_url for 30 minutes
 
 
 def where(config: FollowUps) -> str:
@@ -181,17 +182,25 @@ class FollowUpIssues:
             else None
         )
         what = "measure" if item.kind is FollowUpKind.MEASURE else "task"
-        lines = (
-            (
-                Span(f"A follow-up {what} of "),
-                Span(incident.ref, channel),
-                Span(f" ({severity_label(incident.severity)}): {incident.title}"),
-            ),
-            (Span("Incident channel: "), Span(f"#{incident.channel_name}", channel))
-            if channel and incident.channel_name
-            else (),
-            (Span(f"Recorded in Slack by the incident bot; the task: {item.text}"),),
-        )
+        sev = severity_label(incident.severity)
+        if incident.private:
+            # A private incident's title and channel stay in Slack, for its members.
+            lines: tuple[tuple[Span, ...], ...] = (
+                (Span(f"A follow-up {what} of "), Span(incident.ref, channel), Span(f" ({sev})")),
+                (Span("A private incident: its details are in its Slack channel."),),
+            )
+        else:
+            lines = (
+                (
+                    Span(f"A follow-up {what} of "),
+                    Span(incident.ref, channel),
+                    Span(f" ({sev}): {incident.title}"),
+                ),
+                (Span("Incident channel: "), Span(f"#{incident.channel_name}", channel))
+                if channel and incident.channel_name
+                else (),
+            )
+        lines += ((Span(f"Recorded in Slack by the incident bot; the {what}: {item.text}"),),)
         labels = config.github.labels if config.github is not None else ()
         if config.jira is not None:
             labels = config.jira.labels
@@ -313,14 +322,16 @@ class FollowUpIssues:
             f"{incident.ref}'s {what} _{blocks.escape_mrkdwn(blocks.truncate(item.text, 200))}_ "
             f"is filed as {link}."
         )
-        if isinstance(response_url, str) and response_url:
+        fresh = self.services.clock.now() - item.created_at < RESPONSE_URL_LIFE
+        if isinstance(response_url, str) and response_url and fresh:
             try:
-                await AsyncWebhookClient(response_url).send(
+                sent = await AsyncWebhookClient(response_url).send(
                     text=text, response_type="ephemeral", replace_original=False
                 )
-                return
-            except Exception:  # expired (30 min) or gone: the channel hears it instead
-                log.info("response_url of %s's task expired; telling the channel", incident.ref)
+                if sent.status_code == 200:
+                    return
+            except Exception:  # the courtesy answer failed: the channel hears it instead
+                log.info("could not answer through %s's response_url", incident.ref)
         async with self.services.sessions() as session, session.begin():
             await enqueue_post(
                 session,
