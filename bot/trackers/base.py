@@ -212,18 +212,27 @@ class Caller:
         status = response.status_code
         now = self.clock.now()
         retry_at = rate_limit_end(response.headers, now=now)
-        limited = status == 429 or (status == 403 and retry_at is not None)
+        reason = describe(response)
+        # GitHub's secondary limits are 403s; without headers only the message tells them apart.
+        secondary = status == 403 and "rate limit" in reason.lower()
+        limited = status == 429 or (status == 403 and (retry_at is not None or secondary))
         if limited:
             # Secondary limits without a Retry-After: GitHub asks for at least a minute.
             until = retry_at or now + timedelta(minutes=1)
             self.gate.block(until)
             self._count("rate_limited")
             return TrackerFailed(
-                self.tracker, describe(response), retryable=True, status=status, retry_at=until
+                self.tracker, reason, retryable=True, status=status, retry_at=until
             )
         retryable = status == 408 or status >= 500
         self._count("failed" if retryable else "refused")
-        return TrackerFailed(self.tracker, describe(response), retryable=retryable, status=status)
+        return TrackerFailed(
+            self.tracker,
+            reason,
+            retryable=retryable,
+            status=status,
+            retry_at=retry_at if retryable else None,  # a 503 may say when, too
+        )
 
 
 def rate_limit_end(headers: Mapping[str, str], *, now: datetime) -> datetime | None:

@@ -299,3 +299,22 @@ def _issues(case: Case) -> list[Any]:
         return fake.all_issues()
     assert isinstance(fake, FakeJira)
     return fake.issues
+
+
+async def test_a_github_secondary_limit_without_headers_waits_a_minute(
+    case: Case, clock: FakeClock
+) -> None:
+    if case.name != "github":
+        pytest.skip("GitHub's 403 secondary rate limit")
+    tracker = case.make()
+    message = "You have exceeded a secondary rate limit. Please wait a few minutes."
+    case.fake.fail_next(403, body={"message": message})
+    with pytest.raises(TrackerFailed) as failed:
+        await tracker.create(draft())
+    assert failed.value.retryable and failed.value.retry_at == START + timedelta(minutes=1)
+    # A plain 403 (no permission) is a refusal.
+    clock.advance(timedelta(minutes=1))
+    case.fake.fail_next(403, body={"message": "Resource not accessible by integration"})
+    with pytest.raises(TrackerFailed) as refused:
+        await tracker.create(draft())
+    assert not refused.value.retryable
