@@ -249,6 +249,9 @@ class FollowUpIssues:
                 issue = await tracker.find(
                     item.issue_marker or "", since=item.created_at - LOOKBACK
                 )
+            if issue is None and item.removed_at is not None:
+                await self._save(item, issue_state=None)  # removed, and never reached it
+                return
             if issue is None:
                 playbook = self.services.playbook(incident.playbook)
                 assert playbook is not None and playbook.followups is not None

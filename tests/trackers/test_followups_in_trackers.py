@@ -415,3 +415,28 @@ async def test_a_lost_jira_create_is_found_although_search_lags(jr: World) -> No
     assert jr.jira.indexed == set()  # the search never saw it
     [task] = await jr.tasks()
     assert task.issue_key == "OPS-1"
+
+
+async def test_a_task_done_or_removed_while_github_is_down_is_filed_closed_or_not_at_all(
+    gh: World,
+) -> None:
+    channel = await declare(gh)
+    gh.github.fail_next(500, times=1000)
+    await answers_to(gh.bot, "task Done already", user=gh.alice, channel=channel, answers=1)
+    await answers_to(gh.bot, "task Never mind", user=gh.alice, channel=channel, answers=1)
+    done, dropped = await gh.tasks()
+    await press(
+        gh.bot, button(ActionId.COMPLETE_TASK, done.id or 0), user=gh.alice, channel=channel
+    )
+    gh.github._injected.clear()
+    # Removed before GitHub ever got it: nothing is filed for it.
+    await press(
+        gh.bot, button(ActionId.REMOVE_TASK, dropped.id or 0), user=gh.alice, channel=channel
+    )
+    gh.clock.advance(timedelta(seconds=31))
+    await gh.bot.settle()
+    [issue] = gh.github.all_issues()
+    assert issue["title"] == "[INC-1] Done already"
+    assert (issue["state"], issue["state_reason"]) == ("closed", "completed")
+    done, dropped = await gh.tasks()
+    assert done.issue_state == "completed" and dropped.issue_state is None
