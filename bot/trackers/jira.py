@@ -3,10 +3,10 @@
 - Basic auth with `email:api_token`.
 - Descriptions are Atlassian Document Format; `duedate` is `YYYY-MM-DD`; the owner is the
   account `GET /rest/api/3/user/search?query=<email>` finds for their Slack email.
-- The marker is written twice: in the description, and as an issue property that JQL can
-  match exactly. `/rest/api/3/search/jql` lags behind writes, so a lost create is also
-  looked for by reading the newest issues of the project one by one (`GET …/issue/{key}` is
-  consistent; keys are numbered in order), from just before the newest the index knows.
+- The marker is written in the description (and kept as an issue property). A lost create is
+  looked for by text search on it, but `/rest/api/3/search/jql` lags behind writes, so also by
+  reading the newest issues of the project one by one (`GET …/issue/{key}` is consistent and
+  keys are numbered in order), from a little before the newest one the index knows.
 - Closing and reopening go through the transitions API, choosing by the target status's
   category (`done`, `new`), never by name: workflows name them differently.
 """
@@ -42,7 +42,7 @@ NAME = "jira"
 PROPERTY = "incidentBot"  # the issue property holding {"marker": …}
 MAX_SUMMARY = 255
 MAX_TEXT = 30000
-WALK_BEHIND = 20  # issues read before the newest the index knows (it may index out of order)
+WALK_BEHIND = 50  # issues read before the newest the index knows (it may index out of order)
 WALK_LIMIT = 100
 WALK_MISSES = 5  # keys in a row that do not exist: the end of the project
 NOT_PLANNED_RESOLUTIONS = ("won't do", "won't fix", "duplicate", "cannot reproduce", "declined")
@@ -110,30 +110,40 @@ class JiraTracker:
 
     async def find(self, marker: str, *, since: datetime) -> Issue | None:
         """By the property through JQL, then by reading the newest issues one by one."""
-        jql = f'project = "{self.project}" AND issue.property[{PROPERTY}].marker = "{marker}"'
-        found = await self._search(jql)
-        if found:
-            return self.issue(found[0])
+        # Text search on the marker's token (one word, so JQL tokenises it whole): it finds
+        # issues the index has caught up with; each candidate is read to check its marker.
+        token = marker.rpartition(":")[2]
+        if re.fullmatch(r"[A-Za-z0-9]+", token):
+            for candidate in await self._search(
+                f'project = "{self.project}" AND text ~ "{token}"', limit=5, optional=True
+            ):
+                found = await self._read(str(candidate.get("id") or candidate.get("key")))
+                if found is not None and _carries(found, marker):
+                    return self.issue(found)
         newest = await self._search(f'project = "{self.project}" ORDER BY created DESC')
         known = _number(str(newest[0].get("key", ""))) if newest else 0
         misses = 0
         for number in range(max(known - WALK_BEHIND, 0) + 1, known + WALK_LIMIT + 1):
-            response = await self._send(
-                "GET",
-                f"/issue/{self.project}-{number}",
-                params={"fields": "status,resolution,description", "properties": PROPERTY},
-                ok_statuses=frozenset({404}),
-            )
-            if response.status_code == 404:
+            item = await self._read(f"{self.project}-{number}")
+            if item is None:
                 misses += 1
                 if number > known and misses >= WALK_MISSES:
                     return None
                 continue
             misses = 0
-            item = _object(response)
             if _carries(item, marker):
                 return self.issue(item)
         return None
+
+    async def _read(self, ref: str) -> dict[str, Any] | None:
+        """One issue, read consistently; None when it does not exist."""
+        response = await self._send(
+            "GET",
+            f"/issue/{quote(ref)}",
+            params={"fields": "status,resolution,description", "properties": PROPERTY},
+            ok_statuses=frozenset({404}),
+        )
+        return None if response.status_code == 404 else _object(response)
 
     async def set_state(self, issue: Issue, state: IssueState) -> IssueState:
         """The transition whose target status is in the wanted category, if not there yet."""
@@ -207,12 +217,20 @@ class JiraTracker:
             id=str(item.get("id") or ""), key=key, url=self.browse(key), state=state_of(fields)
         )
 
-    async def _search(self, jql: str) -> list[dict[str, Any]]:
-        response = await self._send(
-            "POST",
-            "/search/jql",
-            json_body={"jql": jql, "fields": ["status", "resolution"], "maxResults": 1},
-        )
+    async def _search(
+        self, jql: str, *, limit: int = 1, optional: bool = False
+    ) -> list[dict[str, Any]]:
+        """`POST /search/jql` (eventually consistent); optional: a refused query finds nothing."""
+        try:
+            response = await self._send(
+                "POST",
+                "/search/jql",
+                json_body={"jql": jql, "fields": ["status", "resolution"], "maxResults": limit},
+            )
+        except TrackerFailed as failure:
+            if optional and not failure.retryable:
+                return []
+            raise
         issues = _object(response).get("issues")
         return [i for i in issues if isinstance(i, dict)] if isinstance(issues, list) else []
 

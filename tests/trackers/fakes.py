@@ -427,10 +427,14 @@ def adf_text(node: Any) -> str:
     return ""
 
 
-_JQL_MARKER = re.compile(
-    r'^project = "(?P<project>[A-Z0-9_]+)" AND issue\.property\[(?P<prop>\w+)\]\.marker = '
-    r'"(?P<marker>[^"]+)"$'
-)
+_JQL_TEXT = re.compile(r'^project = "(?P<project>[A-Z0-9_]+)" AND text ~ "(?P<word>\w+)"$')
+
+
+def _words(issue: dict[str, Any]) -> str:
+    fields = issue["fields"]
+    return f"{fields.get('summary', '')} {adf_text(fields.get('description'))}"
+
+
 _JQL_NEWEST = re.compile(r'^project = "(?P<project>[A-Z0-9_]+)" ORDER BY created DESC$')
 
 
@@ -668,13 +672,14 @@ class FakeJira(RateLimited):
             for i in self.issues
             if i["id"] in self.indexed or int(i["id"]) in (body.get("reconcileIssues") or [])
         ]
-        marker, newest = _JQL_MARKER.match(jql), _JQL_NEWEST.match(jql)
-        if marker:
+        text, newest = _JQL_TEXT.match(jql), _JQL_NEWEST.match(jql)
+        if text:
+            # JQL's text search matches whole words of the summary and description.
             found = [
                 i
                 for i in visible
-                if i["key"].startswith(marker["project"] + "-")
-                and (i["properties"].get(marker["prop"]) or {}).get("marker") == marker["marker"]
+                if i["key"].startswith(text["project"] + "-")
+                and text["word"] in re.split(r"\W+", _words(i))
             ]
         elif newest:
             found = [i for i in visible if i["key"].startswith(newest["project"] + "-")]

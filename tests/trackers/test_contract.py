@@ -318,3 +318,16 @@ async def test_a_github_secondary_limit_without_headers_waits_a_minute(
     with pytest.raises(TrackerFailed) as refused:
         await tracker.create(draft())
     assert not refused.value.retryable
+
+
+async def test_a_lost_create_buried_under_many_newer_issues_is_still_found(case: Case) -> None:
+    tracker = case.make()
+    case.fake.drop_next_create()
+    marker = marker_for("buried01")
+    with pytest.raises(TrackerFailed):
+        await tracker.create(draft(marker=marker))
+    for number in range(70):
+        await tracker.create(draft(marker=marker_for(f"later{number:03d}")))
+    case.fake.index()  # by now the search has caught up with all of them
+    found = await tracker.find(marker, since=START - timedelta(minutes=1))
+    assert found is not None and found.key.endswith(("#1", "-1"))
