@@ -13,6 +13,7 @@ prolongs the block.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,9 +131,14 @@ def marker_for(token: str) -> str:
 
 @dataclass
 class Gate:
-    """When a tracker may be called again; shared by every call to that tracker."""
+    """When a tracker may be called again; shared by every call to that tracker.
+
+    Calls through one gate are also made one at a time: GitHub counts concurrent requests
+    towards its secondary rate limits and asks clients to send them serially.
+    """
 
     blocked_until: datetime | None = None
+    serial: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def check(self, tracker: str, now: datetime) -> None:
         """Raise (without calling) while the tracker's block window lasts."""
@@ -171,6 +177,21 @@ class Caller:
         ok_statuses: frozenset[int] = frozenset(),
     ) -> httpx.Response:
         """The response when 2xx (or in ok_statuses), else the TrackerFailed it means."""
+        async with self.gate.serial:
+            return await self._send(
+                method, url, headers=headers, json_body=json_body, params=params, ok=ok_statuses
+            )
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        json_body: Any,
+        params: Mapping[str, str] | None,
+        ok: frozenset[int],
+    ) -> httpx.Response:
         self.gate.check(self.tracker, self.clock.now())
         content = None
         sent_headers = dict(headers)
@@ -194,7 +215,7 @@ class Caller:
             self._count("unreachable")
             reason = f"{type(exc).__name__} talking to {url}: {exc or 'no detail'}"
             raise TrackerFailed(self.tracker, reason, retryable=True) from exc
-        if response.is_success or response.status_code in ok_statuses:
+        if response.is_success or response.status_code in ok:
             self._count("ok")
             exhausted = rate_limit_end(
                 {k: v for k, v in response.headers.items() if k.lower() != "retry-after"},
