@@ -122,8 +122,8 @@ async def gh(db_url: str, emulator: SlackEmulator, clock: FakeClock) -> AsyncIte
 
 
 @pytest.fixture
-async def jr(sqlite_url: str, emulator: SlackEmulator, clock: FakeClock) -> AsyncIterator[World]:
-    async for world in _world(tracker="jira", db_url=sqlite_url, emulator=emulator, clock=clock):
+async def jr(db_url: str, emulator: SlackEmulator, clock: FakeClock) -> AsyncIterator[World]:
+    async for world in _world(tracker="jira", db_url=db_url, emulator=emulator, clock=clock):
         yield world
 
 
