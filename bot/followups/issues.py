@@ -359,7 +359,8 @@ class FollowUpIssues:
             raise RetryLater(
                 f"{item.tracker} issue of task #{item.id}",
                 failure.reason,
-                retry_at=failure.retry_at or now + backoff,
+                # Never at once: a tracker answering `Retry-After: 0` must not spin the outbox.
+                retry_at=max(failure.retry_at or now + backoff, now + timedelta(seconds=1)),
             ) from failure
         log.warning(
             "%s issue of %s task #%s refused: %s", item.tracker, incident.ref, item.id, failure
