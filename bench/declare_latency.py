@@ -27,6 +27,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.db.migrate import upgrade
 from bot.emulator import SlackEmulator
+from bot.emulator.server import RecordedCall
 from bot.playbook_check import load_valid_directory
 from bot.services import build_services
 from bot.wiring import build_web
@@ -43,6 +44,11 @@ def signed(body: str) -> dict[str, str]:
         "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": f"v0={sig}",
     }
+
+
+def returned(calls: list[RecordedCall], method: str, channel: str) -> float:
+    """When the first such call to that channel reached the emulator."""
+    return next(c.at for c in calls if c.method == method and c.args.get("channel") == channel)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -100,14 +106,6 @@ async def main(runs: int, latency: float, playbooks: str) -> None:
                     created = next(c for c in mine if c.method == "conversations.create" and c.ok)
                     channel = created.response["channel"]["id"]
 
-                    def done(method: str, *, channel: str = channel) -> float:
-                        call = next(
-                            c
-                            for c in mine
-                            if c.method == method and c.args.get("channel") == channel
-                        )
-                        return call.at + latency - started
-
                     if i:  # the first run warms up (auth.test, caches)
                         invited = next(
                             c.at + latency - started
@@ -115,8 +113,10 @@ async def main(runs: int, latency: float, playbooks: str) -> None:
                             if c.method == "conversations.invite"
                             and alice in str(c.args.get("users"))
                         )
-                        ready.append(max(invited, done("pins.add")))
-                        first_message.append(done("chat.postMessage"))
+                        pinned = returned(mine, "pins.add", channel) + latency - started
+                        posted = returned(mine, "chat.postMessage", channel) + latency - started
+                        ready.append(max(invited, pinned))
+                        first_message.append(posted)
                         calls.append(len(mine))
         finally:
             await runner.cleanup()

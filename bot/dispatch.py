@@ -68,7 +68,12 @@ async def run_command(
             return await followups.add_measure(services, **where, text=command.text)
         case grammar.Task():
             return await followups.add_task(
-                services, **where, text=command.text, owner=command.owner, due=command.due
+                services,
+                **where,
+                text=command.text,
+                owner=command.owner,
+                due=command.due,
+                response_url=response_url,
             )
         case grammar.Tasks():
             return await followups.list_tasks(services, **where)

@@ -6,12 +6,15 @@
     ├── DatabaseUnavailable   the database cannot be reached or is not migrated
     ├── SideEffectFailed      a Slack or pager call failed after its retries
     ├── AlreadyHandled        another process finished the same acknowledged request first
-    └── PagerFailed           a pager provider refused a page, or kept failing through retries
+    ├── PagerFailed           a pager provider refused a page, or kept failing through retries
+    └── RetryLater            a side effect asks the outbox to run it again at a given time
 
 Only the edges (the Slack error hook, the CLI) decide how an error is shown.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class BotError(Exception):
@@ -87,3 +90,17 @@ class PagerFailed(BotError):
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+
+
+class RetryLater(BotError):
+    """A side effect that cannot finish now asks to be run again at `retry_at`, not before.
+
+    For providers whose rate limits say when to come back (Retry-After, x-ratelimit-reset):
+    a request sent before then would only prolong the block.
+    """
+
+    def __init__(self, target: str, reason: str, *, retry_at: datetime) -> None:
+        super().__init__(f"{target} will be retried at {retry_at.isoformat()}: {reason}")
+        self.target = target
+        self.reason = reason
+        self.retry_at = retry_at

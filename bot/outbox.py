@@ -27,7 +27,7 @@ from sqlmodel import col, select
 
 from bot.core.clock import Clock
 from bot.db.models import SideEffect
-from bot.errors import SideEffectFailed
+from bot.errors import RetryLater, SideEffectFailed
 from bot.metrics import Metrics
 from bot.timers import TimerKind, holder_id, holder_is_gone
 
@@ -70,6 +70,8 @@ class EffectKind(StrEnum):
     RESOLVE_PAGES = "resolve_pages"  # tell the providers the incident is over
     SCHEDULE = "schedule"
     CANCEL_TIMERS = "cancel_timers"
+    FILE_ISSUE = "file_issue"  # a task (or measure) becomes an issue in the playbook's tracker
+    SYNC_ISSUE = "sync_issue"  # close or reopen that issue to match the task
 
 
 Executor = Callable[[SideEffect, Mapping[str, Any]], Awaitable[None]]
@@ -222,7 +224,7 @@ def retryable(error: BaseException) -> bool:
         status = getattr(error.response, "status_code", 200)
         code = str(error.response.get("error", ""))
         return status == 429 or status >= 500 or code in RETRYABLE_SLACK_ERRORS
-    if isinstance(error, SideEffectFailed):
+    if isinstance(error, SideEffectFailed | RetryLater):
         return True
     return isinstance(error, OSError | TimeoutError | asyncio.TimeoutError)
 
@@ -524,6 +526,8 @@ class EffectRunner:
             self.metrics.inc("side_effects_total", kind=effect.kind, outcome="done")
         elif retryable(error) and effect.kind in self.executors:
             backoff = min(timedelta(seconds=2 ** min(effect.attempts, 12)), MAX_BACKOFF)
+            if isinstance(error, RetryLater):  # the executor knows when: not sooner, not later
+                backoff = max(error.retry_at - now, timedelta(0))
             values["due_at"] = now + backoff
             values["last_error"] = _describe(error)
             self.metrics.inc("side_effects_total", kind=effect.kind, outcome="retry")

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from bot.core.clock import format_time, humanize_duration
 from bot.core.enums import EntryKind, FollowUpKind
+from bot.core.issue_status import issue_parts
 from bot.core.postmortem import PostmortemEntry, PostmortemFacts, TaskItem, render_postmortem
-from bot.db.models import Incident
+from bot.db.models import FollowUp, Incident
 from bot.db.repo import FollowUpRepo, IncidentRepo, PageRepo, PeopleRepo
 from bot.errors import UserError
 from bot.outbox import EffectKind, enqueue
@@ -83,11 +84,7 @@ async def draft(services: Services, *, incident_id: int, refresh_names: bool = F
         people=tuple(sorted(people, key=lambda u: (names.get(u) or u).lower())),
         time_to_acknowledge=min(acks) if acks else None,
         measures=tuple(f.text for f in follow_ups if f.kind is FollowUpKind.MEASURE),
-        tasks=tuple(
-            TaskItem(text=f.text, owner=f.owner, due=f.due, done=f.done_at is not None)
-            for f in follow_ups
-            if f.kind is FollowUpKind.TASK
-        ),
+        tasks=tuple(_task_item(f) for f in follow_ups if f.kind is FollowUpKind.TASK),
     )
     timeline = [
         PostmortemEntry(
@@ -153,3 +150,18 @@ async def request_upload(services: Services, *, asked: Asked) -> Reply:
         )
     where = f"<#{incident.channel_id}>" if incident.channel_id else "its channel"
     return Reply(f"The postmortem draft of {incident.ref} is on its way to {where}.")
+
+
+def _task_item(task: FollowUp) -> TaskItem:
+    issue = issue_parts(
+        tracker=task.tracker, state=task.issue_state, key=task.issue_key, error=task.issue_error
+    )
+    return TaskItem(
+        text=task.text,
+        owner=task.owner,
+        due=task.due,
+        done=task.done_at is not None,
+        issue=issue[0] if issue else None,
+        issue_url=task.issue_url if issue and issue[1] else None,
+        issue_state=issue[1] if issue else None,
+    )

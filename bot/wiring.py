@@ -22,6 +22,7 @@ from bot.db.engine import ping
 from bot.db.migrate import check_schema
 from bot.db.models import InboxRequest
 from bot.errors import ConfigError
+from bot.followups.issues import FollowUpIssues
 from bot.paging import Paging
 from bot.playbook_check import check_directory, format_problem, load_valid_directory
 from bot.reminders import Reminders
@@ -48,6 +49,7 @@ def prepare(services: Services) -> None:
     """Register what the background runs (side effects, timers); nothing starts running yet."""
     services.effects.register(SlackEffects(services).executors())
     services.effects.register(Paging(services).executors())
+    services.effects.register(FollowUpIssues(services).executors())
     reminders = Reminders(services)
     services.effects.register(reminders.executors())
     services.timers.start(reminders.handle)

@@ -20,6 +20,12 @@ A playbook file (`playbooks/NAME.yaml`) looks like this:
     checklist: ["Post a status update", "Check the cache hit rate dashboard"]
     bookmarks: [{title: DB dashboard, link: "https://grafana.example.com/d/db"}]
     postmortem: {due_in: 5d}
+    followups:                        # where /incident task files its issues (one tracker)
+      github: {repo: acme/infra, token_env: GITHUB_TOKEN, labels: [incident],
+               logins: {"@bob": bob-gh}}
+      # or jira: {url: "https://acme.atlassian.net", project: OPS, issue_type: Task,
+      #           email_env: JIRA_EMAIL, token_env: JIRA_API_TOKEN}
+      measures: false                 # true: measures are filed too
 
 Rules the loader enforces, each reported with file, line and a fix:
 
@@ -48,6 +54,10 @@ Rules the loader enforces, each reported with file, line and a fix:
 - Every problem of a file is reported in one run: a wrong value does not hide the checks
   around it (the tiers' roles and order, the checks across files, Slack users); see
   `_validate_in_passes`.
+- `followups:` names exactly one tracker. GitHub: `repo` is `owner/name`, `logins` maps Slack
+  targets to GitHub logins. Jira: `url` is https (http only for a loopback host, for tests),
+  `project` is a project key (`OPS`). Tokens and emails come from `token_env`/`email_env`;
+  an inline `token:` is an error. Labels have no spaces (Jira refuses them).
 
 Why pyyaml here, in the pure core: it is a parser with no I/O, and its node tree is the only way
 to give each error the line it is on. Reading files stays in `bot.playbook_check`.
@@ -64,7 +74,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import PurePath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -510,6 +520,128 @@ class PostmortemPolicy(_Model):
     due_in: Duration | None = None
 
 
+# --- follow-ups in the team's tracker ---------------------------------------------------------
+
+_REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_GITHUB_LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+_JIRA_PROJECT_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,9}$")
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _github_repo(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if _REPO_RE.match(text) and not text.endswith((".git", "/")):
+        return text
+    fix = "write the repository as `owner/name`, e.g. `acme/infra`"
+    found = re.search(r"github\.com[/:]([^/\s]+/[^/\s]+?)(?:\.git)?/?$", text)
+    if found and _REPO_RE.match(found.group(1)):
+        fix = f"write `{found.group(1)}`"
+    raise _fail(f"{_quote(value)} is not a GitHub repository", fix)
+
+
+def _github_login(value: object) -> str:
+    text = value.strip().removeprefix("@") if isinstance(value, str) else ""
+    if _GITHUB_LOGIN_RE.match(text):
+        return text
+    raise _fail(
+        f"{_quote(value)} is not a GitHub login",
+        "write the person's GitHub username, e.g. `bob-gh`",
+    )
+
+
+def _jira_url(value: object) -> str:
+    text = _text(value)
+    parts = urlsplit(text)
+    host = (parts.hostname or "").lower()
+    if parts.username or parts.password:
+        raise _fail(
+            "this address carries credentials",
+            "write the site's address alone; the credentials come from `email_env` and `token_env`",
+        )
+    if parts.scheme == "https" and host:
+        return text.rstrip("/")
+    if parts.scheme == "http" and host in _LOOPBACK_HOSTS:
+        return text.rstrip("/")  # a test server on this machine
+    fix = "write the site's https address, e.g. `https://acme.atlassian.net`"
+    if parts.scheme == "http" and host:
+        fix = f"write `{urlunsplit(('https', parts.netloc, parts.path, '', ''))}`"
+    raise _fail(f"{_quote(text)} is not an https address", fix)
+
+
+def _jira_project(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if _JIRA_PROJECT_RE.match(text):
+        return text
+    fix = "write the project's key as Jira shows it, e.g. `OPS`"
+    upper = re.sub(r"[^A-Z0-9_]", "", text.upper())
+    if _JIRA_PROJECT_RE.match(upper):
+        fix = f"write `{upper}`"
+    raise _fail(f"{_quote(value)} is not a Jira project key", fix)
+
+
+def _label(value: object) -> str:
+    text = _text(value)
+    if len(text) > 50 or any(ch.isspace() for ch in text):
+        raise _fail(
+            f"{_quote(text)} is not a label",
+            "write labels without spaces, at most 50 characters (Jira refuses spaces)",
+        )
+    return text
+
+
+GitHubRepo = Annotated[str, BeforeValidator(_github_repo)]
+GitHubLogin = Annotated[str, BeforeValidator(_github_login)]
+JiraUrl = Annotated[str, BeforeValidator(_jira_url)]
+JiraProject = Annotated[str, BeforeValidator(_jira_project)]
+Labels = Annotated[
+    tuple[Annotated[str, BeforeValidator(_label)], ...], BeforeValidator(_one_or_many)
+]
+
+
+class GitHubFollowUps(_Model):
+    """Tasks filed as GitHub issues in `repo`; the token is read from `token_env`."""
+
+    repo: GitHubRepo
+    token_env: EnvName
+    labels: Labels = ()
+    logins: dict[SlackTarget, GitHubLogin] = Field(default_factory=dict)
+
+
+class JiraFollowUps(_Model):
+    """Tasks filed as Jira issues in `project` at `url`; basic auth from the environment."""
+
+    url: JiraUrl
+    project: JiraProject
+    issue_type: Text = "Task"
+    email_env: EnvName
+    token_env: EnvName
+    labels: Labels = ()
+
+
+class FollowUps(_Model):
+    """Where a playbook's follow-up tasks (and, when `measures`, its measures) are filed."""
+
+    github: GitHubFollowUps | None = None
+    jira: JiraFollowUps | None = None
+    measures: bool = False
+
+    @model_validator(mode="after")
+    def _one_tracker(self) -> FollowUps:
+        if self.github is None and self.jira is None:
+            raise _fail(
+                "`followups:` names no tracker",
+                "add `github: {repo: owner/name, token_env: GITHUB_TOKEN}` or `jira: {…}`",
+            )
+        if self.github is not None and self.jira is not None:
+            raise _fail("`followups:` names two trackers", "keep one of `github:` and `jira:`")
+        return self
+
+    @property
+    def tracker(self) -> str:
+        """`github` or `jira`."""
+        return "github" if self.github is not None else "jira"
+
+
 Roles = dict[RoleName, Annotated[Role, BeforeValidator(_none_as_empty)]]
 
 
@@ -527,6 +659,7 @@ class Playbook(_Model):
     checklist: tuple[Text, ...] = ()
     bookmarks: tuple[Bookmark, ...] = ()
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
+    followups: FollowUps | None = None
 
     @field_validator("escalation", mode="wrap")
     @classmethod
@@ -727,6 +860,23 @@ _KEY_HINTS: dict[str, dict[str, str]] = {
     "EscalationTier": {"delay": "after", "wait": "after", "roles": "page", "notify": "page"},
     "Playbook": {"tiers": "escalation", "admin": "admins", "bookmark": "bookmarks"},
     "Reminders": {"status_updates": "status_update_every", "every": "status_update_every"},
+    "FollowUps": {"measure": "measures", "gh": "github"},
+    "GitHubFollowUps": {"repository": "repo", "label": "labels", "assignees": "logins"},
+    "JiraFollowUps": {"key": "project", "project_key": "project", "type": "issue_type"},
+}
+# Secrets people write inline in `followups:`, and the variable each should name instead.
+_TRACKER_SECRET_KEYS: dict[str, dict[str, tuple[str, str]]] = {
+    "GitHubFollowUps": {
+        "token": ("token_env", "GITHUB_TOKEN"),
+        "github_token": ("token_env", "GITHUB_TOKEN"),
+    },
+    "JiraFollowUps": {
+        "token": ("token_env", "JIRA_API_TOKEN"),
+        "api_token": ("token_env", "JIRA_API_TOKEN"),
+        "password": ("token_env", "JIRA_API_TOKEN"),
+        "email": ("email_env", "JIRA_EMAIL"),
+        "user": ("email_env", "JIRA_EMAIL"),
+    },
 }
 _MISSING_FIXES = {
     "match": "add `match: {services: [...]}`, or `match: {default: true}` for the default playbook",
@@ -737,6 +887,12 @@ _MISSING_FIXES = {
     "type": "add `type:` team, user, escalation or schedule",
     "title": "add `title: ...`, the bookmark's name in the channel",
     "link": 'add `link: "https://…"`',
+    "repo": "add `repo: owner/name`, the repository the issues go to",
+    "token_env": "add `token_env: GITHUB_TOKEN` (or `JIRA_API_TOKEN`), the variable holding "
+    "the API token",
+    "email_env": "add `email_env: JIRA_EMAIL`, the variable holding the Jira account's email",
+    "url": 'add `url: "https://acme.atlassian.net"`, the Jira site',
+    "project": "add `project: OPS`, the key of the Jira project",
 }
 _TYPE_ERRORS = {
     "model_type": ("expected a mapping", "write `key: value` pairs"),
@@ -1150,6 +1306,11 @@ def _unknown_key(loc: tuple[str | int, ...], data: Mapping[str, Any]) -> tuple[s
     model = _model_at(loc[:-1])
     allowed = sorted(model.model_fields) if model is not None else []
     owner = model.__name__ if model is not None else ""
+    inline = _TRACKER_SECRET_KEYS.get(owner, {}).get(key.lower())
+    if inline is not None:
+        field, variable = inline
+        fix = f"secrets stay in the environment: write `{field}: {variable}` and set {variable}"
+        return "a secret written inline", fix, field
     hint = _KEY_HINTS.get(owner, {}).get(key.lower())
     if hint is None and _is_secret_key(key):
         env_field = _secret_env_field(key, allowed)

@@ -69,6 +69,9 @@ class TaskItem:
     owner: str | None = None
     due: date | None = None
     done: bool = False
+    issue: str | None = None  # its tracker issue ("acme/infra#12") or why there is none yet
+    issue_url: str | None = None
+    issue_state: str | None = None  # "open", "closed", "closed as not planned"
 
 
 @dataclass(frozen=True)
@@ -390,6 +393,11 @@ def _task_line(task: TaskItem, names: Mapping[str, str]) -> str:
         details.append(f"owner {_person(task.owner, names)}")
     if task.due is not None:
         details.append(f"due {task.due.isoformat()}")
+    if task.issue:
+        issue = escape_text(task.issue, names=names)
+        if task.issue_url and task.issue_url.startswith(("https://", "http://")):
+            issue = f"[{issue}]({task.issue_url.replace(')', '%29').replace(' ', '%20')})"
+        details.append(f"{issue} ({task.issue_state})" if task.issue_state else issue)
     parts = ["*", text, "—" if details and text else "", ", ".join(details)]
     return " ".join(part for part in parts if part)
 

@@ -136,6 +136,14 @@ class FollowUp(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_when(nullable=False))
     done_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     removed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    # Its issue in the playbook's tracker (see bot/followups.py); all None when not filed.
+    tracker: str | None = Field(default=None, max_length=16)  # github | jira
+    issue_marker: str | None = Field(default=None, max_length=64, index=True)
+    issue_id: str | None = Field(default=None, max_length=64, index=True)
+    issue_key: str | None = Field(default=None, max_length=100)  # "acme/infra#12", "OPS-7"
+    issue_url: str | None = Field(default=None, max_length=500)
+    issue_state: str | None = Field(default=None, max_length=16)
+    issue_error: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class ProcessedEvent(SQLModel, table=True):

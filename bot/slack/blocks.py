@@ -116,6 +116,8 @@ class TaskLine:
     owner: str | None
     due: date | None
     done: bool
+    issue: str | None = None  # its tracker issue: "acme/infra#12 (open)", "GitHub issue pending"
+    issue_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -726,6 +728,9 @@ def task_list_blocks(ref: str, tasks: Sequence[TaskLine]) -> list[Block]:
             details.append(f"owner {_mention(task.owner)}")
         if task.due:
             details.append(f"due {task.due.isoformat()}")
+        if task.issue:
+            issue = escape_truncated(task.issue, 300)
+            details.append(f"<{task.issue_url}|{issue}>" if task.issue_url else issue)
         text = escape_truncated(_one_line(task.text), 2500)
         line = f"~{text}~ (done)" if task.done else f"*{text}*"
         if details:

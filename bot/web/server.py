@@ -20,6 +20,7 @@ from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
 from bot.services import Services
+from bot.web import tracker_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def create_web_app(*, services: Services, bolt: AsyncApp) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get(r"/incidents/{number:\d{1,9}}/postmortem.md", postmortem)
     app.router.add_post("/webhooks/pagerduty", pagerduty_webhook)
+    app.router.add_post("/webhooks/github", tracker_webhooks.github_webhook(services))
+    app.router.add_post("/webhooks/jira", tracker_webhooks.jira_webhook(services))
     return app
 
 

@@ -1,4 +1,9 @@
-"""Follow-ups: corrective measures and specific tasks, the last two sections of a postmortem."""
+"""Follow-ups: corrective measures and specific tasks, the last two sections of a postmortem.
+
+When the incident's playbook names a tracker (`followups:`), each task (and each measure,
+with `measures: true`) is also filed there as an issue (`bot.followups.issues`), and changes
+made in the tracker come back through its webhook (`bot.followups.tracker_events`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ from datetime import date, datetime, time, timedelta
 
 from bot.core import grammar
 from bot.core.enums import FollowUpKind
+from bot.core.playbooks import FollowUps
 from bot.db.models import FollowUp
 from bot.db.repo import FollowUpRepo, IncidentRepo
 from bot.errors import UserError
+from bot.followups.issues import issue_label, plan_filing, plan_sync, where
 from bot.outbox import enqueue_timer
 from bot.postmortems import remember_names
 from bot.services import Services
@@ -23,16 +30,18 @@ async def add_measure(services: Services, *, asked: Asked, text: str) -> Reply:
     async with transaction(services) as session:
         incident = await IncidentRepo(session).by_id(incident_id)
         assert incident is not None
-        session.add(
-            FollowUp(
-                incident_id=incident_id,
-                kind=FollowUpKind.MEASURE,
-                text=text,
-                created_by=asked.actor,
-                created_at=services.clock.now(),
-            )
+        measure = FollowUp(
+            incident_id=incident_id,
+            kind=FollowUpKind.MEASURE,
+            text=text,
+            created_by=asked.actor,
+            created_at=services.clock.now(),
         )
-    return Reply(f"Measure added to {incident.ref}'s postmortem.")
+        session.add(measure)
+        config = _followups(services, incident.playbook)
+        filed = await plan_filing(session, services, measure, config)
+    also = f" Its issue in {where(config)} is pending." if filed and config else ""
+    return Reply(f"Measure added to {incident.ref}'s postmortem.{also}")
 
 
 async def add_task(
@@ -42,6 +51,7 @@ async def add_task(
     text: str,
     owner: grammar.UserRef | None,
     due: date | None,
+    response_url: str | None = None,
 ) -> Reply:
     """A specific follow-up task, with an owner and a due date when given."""
     owner_id = await services.directory.resolve(owner) if owner is not None else None
@@ -69,6 +79,8 @@ async def add_task(
         )
         session.add(task)
         await session.flush()
+        config = _followups(services, incident.playbook)
+        filed = await plan_filing(session, services, task, config, response_url=response_url)
         if due is not None and owner_id is not None and task.id is not None:
             # Overdue: 9 AM (incident time zone) the day after the due date, unless done by then.
             at = datetime.combine(
@@ -85,7 +97,8 @@ async def add_task(
             )
     who = f", owner <@{owner_id}>" if owner_id else ""
     when = f", due {due.isoformat()}" if due else ""
-    return Reply(f"Task added to {incident.ref}{who}{when}.")
+    also = f" Its issue in {where(config)} is pending." if filed and config else ""
+    return Reply(f"Task added to {incident.ref}{who}{when}.{also}")
 
 
 async def list_tasks(services: Services, *, asked: Asked) -> Reply:
@@ -102,6 +115,8 @@ async def list_tasks(services: Services, *, asked: Asked) -> Reply:
             owner=item.owner,
             due=item.due,
             done=item.done_at is not None,
+            issue=issue_label(item),
+            issue_url=item.issue_url,
         )
         for item in items
         if item.kind is FollowUpKind.TASK
@@ -132,5 +147,11 @@ async def finish_task(services: Services, *, task_id: int, asked: Asked, remove:
             raise UserError("That task is already done.")
         else:
             task.done_at = now
+        await plan_sync(session, services, task)
     verb = "removed" if remove else "done"
     return Reply(f"Task {verb}: {blocks.escape_mrkdwn(task.text)}")
+
+
+def _followups(services: Services, playbook: str | None) -> FollowUps | None:
+    found = services.playbook(playbook)
+    return found.followups if found is not None else None
