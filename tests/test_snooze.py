@@ -70,19 +70,31 @@ async def bot(db_url: str, emulator: SlackEmulator, clock: FakeClock) -> AsyncIt
 
 
 class HeldReminders:
-    """Reminders reach Slack, then the runner waits (as for a slow answer) until released."""
+    """Reminders reach Slack, then the runner waits (as for a slow answer) until released.
+
+    The next reminder's timer is held too: timers have their own lane in the outbox, and
+    this is the moment it is committed but not yet stored.
+    """
 
     def __init__(self, bot: BotHarness) -> None:
         self.posted = asyncio.Event()
         self.release = asyncio.Event()
         self._post = bot.services.effects.executors[EffectKind.POST]
-        bot.services.effects.register({EffectKind.POST: self._held})
+        self._schedule = bot.services.effects.executors[EffectKind.SCHEDULE]
+        bot.services.effects.register(
+            {EffectKind.POST: self._held, EffectKind.SCHEDULE: self._held_timer}
+        )
 
     async def _held(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         await self._post(effect, payload)
         if str(payload.get("text", "")).startswith(REMINDER):
             self.posted.set()
             await self.release.wait()
+
+    async def _held_timer(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        if str(payload.get("key", "")).startswith("status:"):
+            await self.release.wait()
+        await self._schedule(effect, payload)
 
 
 async def press_now(bot: BotHarness, payload: dict[str, Any]) -> str:
