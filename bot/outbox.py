@@ -65,6 +65,9 @@ class EffectKind(StrEnum):
     RESOLVE_PAGES = "resolve_pages"  # tell the providers the incident is over
     SCHEDULE = "schedule"
     CANCEL_TIMERS = "cancel_timers"
+    # Fill roles from PagerDuty/Opsgenie schedules; queued outside the incident's order (no
+    # incident_id) so that a slow provider never holds up the incident's pages and posts.
+    STAFF_ONCALL = "staff_oncall"
 
 
 Executor = Callable[[SideEffect, Mapping[str, Any]], Awaitable[None]]

@@ -19,6 +19,7 @@ from bot.core.playbooks import Playbook
 from bot.db.engine import ping
 from bot.db.migrate import check_schema
 from bot.errors import ConfigError
+from bot.oncall.staffing import OnCallStaffing
 from bot.paging import Paging
 from bot.playbook_check import check_directory, format_problem, load_valid_directory
 from bot.reminders import Reminders
@@ -45,6 +46,7 @@ def prepare(services: Services) -> None:
     """Register what the background runs (side effects, timers); nothing starts running yet."""
     services.effects.register(SlackEffects(services).executors())
     services.effects.register(Paging(services).executors())
+    services.effects.register(OnCallStaffing(services).executors())
     reminders = Reminders(services)
     services.effects.register(reminders.executors())
     services.timers.start(reminders.handle)

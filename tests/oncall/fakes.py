@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.pagers.fakes import FakeServer, Received
+from tests.pagers.fakes import FakeOpsgenie, FakeServer, Received
 
 PD_MAX_LIMIT = 100
 
@@ -187,13 +187,14 @@ class FakePagerDutyREST(FakeServer):
 
 
 @dataclass
-class FakeOpsgenieOnCall(FakeServer):
-    """Opsgenie's Who Is On Call API for named schedules (each also has an id)."""
+class FakeOpsgenieOnCall(FakeOpsgenie):
+    """Opsgenie's Who Is On Call API for named schedules (each also has an id), next to the
+    Alert API of FakeOpsgenie: one Opsgenie, as OPSGENIE_API_URL names it."""
 
-    api_key: str = "og-oncall-key-0000"
     schedules: dict[str, Rota] = field(default_factory=dict)  # name -> rota
 
     def routes(self, app: web.Application) -> None:
+        super().routes(app)
         app.router.add_get("/v2/schedules/{identifier}/on-calls", self._on_calls)
 
     def add_schedule(
@@ -207,10 +208,6 @@ class FakeOpsgenieOnCall(FakeServer):
     def _reply(self, seen: Received, status: int, body: dict[str, Any]) -> web.Response:
         answer = {**body, "took": 0.01, "requestId": self.new_request_id()}
         return self._answer(seen, status, answer)
-
-    def _failure_body(self, status: int) -> Any:
-        text = "You are making too many requests" if status == 429 else "Internal Server Error"
-        return {"message": text, "took": 0.0, "requestId": self.new_request_id()}
 
     async def _on_calls(self, request: web.Request) -> web.Response:
         seen = await self._record(request)
