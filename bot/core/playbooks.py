@@ -734,6 +734,12 @@ _KEY_HINTS: dict[str, dict[str, str]] = {
     "EscalationTier": {"delay": "after", "wait": "after", "roles": "page", "notify": "page"},
     "Playbook": {"tiers": "escalation", "admin": "admins", "bookmark": "bookmarks"},
     "Reminders": {"status_updates": "status_update_every", "every": "status_update_every"},
+    "OnCallSource": {
+        "schedule": "pagerduty_schedule",
+        "schedule_id": "pagerduty_schedule",
+        "escalation_policy": "pagerduty_escalation_policy",
+        "policy": "pagerduty_escalation_policy",
+    },
 }
 _MISSING_FIXES = {
     "match": "add `match: {services: [...]}`, or `match: {default: true}` for the default playbook",

@@ -8,8 +8,13 @@ refused, unavailable); answers from the cache are not calls and are not counted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+import httpx
+from pydantic import SecretStr
+
+from bot.config import Settings
 from bot.core.playbooks import DEFAULT_OPSGENIE_KEY_ENV, OnCallSource, Playbook, Role
 from bot.oncall.base import OnCallFailed, OnCallPerson, OnCallProvider
 from bot.oncall.opsgenie import OpsgenieOnCall
@@ -53,12 +58,29 @@ def lookup_retry(services: Services) -> RetryPolicy:
     return replace(base, attempts=min(base.attempts, ATTEMPTS), max_delay=MAX_DELAY)
 
 
-def _value(services: Services, name: str) -> str:
-    value = services.environ.get(name, "").strip()
+def secret_value(environ: Mapping[str, str], settings: Settings, name: str) -> str:
+    """A credential from the environment, else from the settings (PAGERDUTY_API_TOKEN…)."""
+    value = environ.get(name, "").strip()
     if value:
         return value
-    secret = getattr(services.settings, name, None) if name.isupper() else None
-    return secret.get_secret_value().strip() if secret is not None else ""
+    secret = getattr(settings, name, None)
+    return secret.get_secret_value().strip() if isinstance(secret, SecretStr) else ""
+
+
+def provider_from(
+    source: OnCallSource,
+    secret: str,
+    *,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    retry: RetryPolicy,
+) -> OnCallProvider:
+    """The provider that reads this source, with its credential."""
+    if source.provider == "opsgenie":
+        return OpsgenieOnCall(
+            api_url=settings.OPSGENIE_API_URL, api_key=secret, http=http, retry=retry
+        )
+    return PagerDutyOnCall(api_url=settings.PAGERDUTY_API_URL, token=secret, http=http, retry=retry)
 
 
 def provider_for(services: Services, playbook: Playbook, role: Role) -> OnCallProvider:
@@ -66,21 +88,15 @@ def provider_for(services: Services, playbook: Playbook, role: Role) -> OnCallPr
     source = role.oncall
     assert source is not None
     env = credential_env(playbook, role, source)
-    secret = _value(services, env)
-    retry = lookup_retry(services)
-    if source.provider == "opsgenie":
-        if not secret:
-            raise OnCallFailed("opsgenie", "refused", f"{env} is not set")
-        return OpsgenieOnCall(
-            api_url=services.settings.OPSGENIE_API_URL,
-            api_key=secret,
-            http=services.http,
-            retry=retry,
-        )
+    secret = secret_value(services.environ, services.settings, env)
     if not secret:
-        raise OnCallFailed("pagerduty", "refused", f"{env} is not set")
-    return PagerDutyOnCall(
-        api_url=services.settings.PAGERDUTY_API_URL, token=secret, http=services.http, retry=retry
+        raise OnCallFailed(source.provider, "refused", f"{env} is not set")
+    return provider_from(
+        source,
+        secret,
+        settings=services.settings,
+        http=services.http,
+        retry=lookup_retry(services),
     )
 
 
