@@ -112,6 +112,11 @@ class OnCallStaffing:
             assert incident is not None
             holders = await repo.roles(incident_id)
             pages = await PageRepo(session).of_incident(incident_id)
+            # A tier that came before the people were found paged nobody in their role: the
+            # number of escalations so far says which tiers have been paged.
+            timeline = await repo.timeline(incident_id)
+            escalated = sum(1 for entry in timeline if entry.kind == EntryKind.ESCALATION)
+            paged_tiers = {name for tier in playbook.tiers[:escalated] for name in tier.page}
             now = self.services.clock.now()
             events: list[TimelineEvent] = []
             warnings: list[str] = []
@@ -133,7 +138,7 @@ class OnCallStaffing:
                 events += await self._assign(repo, incident, staffing, holders.get(name, []))
                 invite += [p for p in people if p not in invite]
                 role_pages = [p for p in pages if p.role == name]
-                if name in tiered and not role_pages:
+                if name in tiered and not role_pages and name not in paged_tiers:
                     continue  # its tier pages whoever holds the role when it comes
                 already = {p.target for p in role_pages if p.provider == SLACK}
                 paged = [p for p in people if p != incident.declared_by and p not in already]

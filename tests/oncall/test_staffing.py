@@ -12,6 +12,7 @@ import pytest
 from bot.core.clock import FakeClock
 from bot.core.enums import EntryKind, Severity
 from bot.emulator import SlackEmulator
+from tests.oncall.conftest import PD_TOKEN
 from tests.oncall.world import OnCallWorld, oncall_world
 from tests.slack_schema import assert_all_calls_valid
 
@@ -191,3 +192,35 @@ async def test_staffing_twice_assigns_invites_and_pages_nobody_twice(world: OnCa
     assert len(world.dms_to("bob")) == 1
     texts = await world.texts(EntryKind.ROLE)
     assert sum("is now ops" in t for t in texts) == 1
+
+
+async def test_a_tier_paged_before_the_people_were_found_still_reaches_them(
+    world: OnCallWorld,
+) -> None:
+    world.rest.add_schedule("PABC123", layers=[["bob"]])
+    playbook = world.playbook(
+        """
+name: at-once
+match: {default: true}
+roles:
+  ops: {oncall: {pagerduty_schedule: PABC123}}
+escalation:
+  - {after: 0s, page: [ops]}
+"""
+    )
+    await world.start_with(playbook)
+    world.rest.token = "rotated"  # the first lookup is refused: the tier pages an empty role
+    incident = await world.declare(service=None)
+    assert "ops" not in await world.roles()
+    assert EntryKind.ESCALATION in {e.kind for e in await world.timeline()}
+
+    # The people are found after the tier was paged (here: staffing runs again).
+    world.rest.token = PD_TOKEN
+    from bot.oncall.staffing import OnCallStaffing
+
+    (executor,) = OnCallStaffing(world.harness.services).executors().values()
+    await executor(None, {"incident_id": incident.id})  # type: ignore[arg-type]
+    await world.settle()
+
+    assert (await world.roles())["ops"] == [world.people["bob"]]
+    assert len(world.dms_to("bob")) == 1
