@@ -205,7 +205,7 @@ class FakeOpsgenieOnCall(FakeOpsgenie):
         self.schedules[name] = rota
         return rota
 
-    def _reply(self, seen: Received, status: int, body: dict[str, Any]) -> web.Response:
+    def _on_call_reply(self, seen: Received, status: int, body: dict[str, Any]) -> web.Response:
         answer = {**body, "took": 0.01, "requestId": self.new_request_id()}
         return self._answer(seen, status, answer)
 
@@ -215,10 +215,10 @@ class FakeOpsgenieOnCall(FakeOpsgenie):
         if injected is not None:
             return injected
         if request.headers.get("Authorization") != f"GenieKey {self.api_key}":
-            return self._reply(seen, 401, {"message": "Could not authenticate"})
+            return self._on_call_reply(seen, 401, {"message": "Could not authenticate"})
         kind = request.query.get("scheduleIdentifierType", "id")
         if kind not in ("id", "name"):
-            return self._reply(seen, 422, {"message": "Invalid schedule identifier type"})
+            return self._on_call_reply(seen, 422, {"message": "Invalid schedule identifier type"})
         identifier = request.match_info["identifier"]
         if kind == "name":
             rota = self.schedules.get(identifier)
@@ -226,7 +226,7 @@ class FakeOpsgenieOnCall(FakeOpsgenie):
             rota = next((r for r in self.schedules.values() if r.id == identifier), None)
         if rota is None:
             message = f"No schedule exists with {kind} [{identifier}]"
-            return self._reply(seen, 404, {"message": message})
+            return self._on_call_reply(seen, 404, {"message": message})
         parent = {"id": rota.id, "name": rota.name, "enabled": True}
         if request.query.get("flat") == "true":
             data: dict[str, Any] = {"_parent": parent, "onCallRecipients": rota.now()}
@@ -236,4 +236,4 @@ class FakeOpsgenieOnCall(FakeOpsgenie):
                 for p in rota.now()
             ]
             data = {"_parent": parent, "onCallParticipants": participants}
-        return self._reply(seen, 200, {"data": data})
+        return self._on_call_reply(seen, 200, {"data": data})

@@ -12,7 +12,7 @@ import pytest
 from bot.core.clock import FakeClock
 from bot.core.enums import EntryKind, Severity
 from bot.emulator import SlackEmulator
-from tests.oncall.conftest import PD_TOKEN
+from tests.oncall.conftest import GENIE_KEY, PD_TOKEN
 from tests.oncall.world import OnCallWorld, oncall_world
 from tests.slack_schema import assert_all_calls_valid
 
@@ -224,3 +224,35 @@ escalation:
 
     assert (await world.roles())["ops"] == [world.people["bob"]]
     assert len(world.dms_to("bob")) == 1
+
+
+@pytest.fixture
+async def world_any_db(
+    db_url: str, emulator: SlackEmulator, clock: FakeClock
+) -> AsyncIterator[OnCallWorld]:
+    async with oncall_world(db_url, emulator, clock) as opened:
+        yield opened
+
+
+async def test_on_sqlite_and_postgresql_with_the_roles_own_opsgenie_key(
+    world_any_db: OnCallWorld,
+) -> None:
+    world = world_any_db
+    world.og_oncall.add_schedule("dba-schedule", layers=[["dan@example.com", "erin@example.com"]])
+    playbook = world.playbook(
+        """
+name: dba
+match: {default: true}
+roles:
+  dba:
+    opsgenie: {api_key_env: OG_DBA_KEY, responders: [{type: team, name: dba}]}
+    oncall: {opsgenie_schedule: dba-schedule}
+"""
+    )
+    await world.start_with(playbook, OG_DBA_KEY=GENIE_KEY, OPSGENIE_API_KEY="not-this-one")
+
+    await world.declare(service=None)
+
+    assert (await world.roles())["dba"] == [world.people["dan"], world.people["erin"]]
+    assert len(world.og_alerts()) == 1  # the Opsgenie page, with the same key
+    assert len(world.dms_to("dan")) == 1 and len(world.dms_to("erin")) == 1
