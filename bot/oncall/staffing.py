@@ -117,6 +117,7 @@ class OnCallStaffing:
             timeline = await repo.timeline(incident_id)
             escalated = sum(1 for entry in timeline if entry.kind == EntryKind.ESCALATION)
             paged_tiers = {name for tier in playbook.tiers[:escalated] for name in tier.page}
+            said = {entry.text for entry in timeline if entry.kind == EntryKind.ROLE}
             now = self.services.clock.now()
             events: list[TimelineEvent] = []
             warnings: list[str] = []
@@ -124,14 +125,14 @@ class OnCallStaffing:
             for staffing in found:
                 name = staffing.name
                 line = problem(staffing)
-                if line is not None:
+                if line is not None and line not in said:  # said once, even when run again
                     events.append(TimelineEvent(EntryKind.ROLE, now, line, None))
                     warnings.append(f":warning: {line}.")
                 people = staffing.people
                 if not people:
-                    if staffing.targets_missing:
-                        wanted = ", ".join(f"`{t}`" for t in staffing.targets_missing)
-                        nobody = f"Nobody could be found for the {name} role ({wanted})"
+                    wanted = ", ".join(f"`{t}`" for t in staffing.targets_missing)
+                    nobody = f"Nobody could be found for the {name} role ({wanted})"
+                    if staffing.targets_missing and nobody not in said:
                         events.append(TimelineEvent(EntryKind.ROLE, now, nobody, None))
                         warnings.append(f":warning: {nobody}.")
                     continue

@@ -256,3 +256,16 @@ roles:
     assert (await world.roles())["dba"] == [world.people["dan"], world.people["erin"]]
     assert len(world.og_alerts()) == 1  # the Opsgenie page, with the same key
     assert len(world.dms_to("dan")) == 1 and len(world.dms_to("erin")) == 1
+
+
+async def test_the_channel_is_told_once_even_when_staffing_runs_again(world: OnCallWorld) -> None:
+    await world.start_with(world.playbook(OPS_SCHEDULE.replace("dba:", "other:")))
+    incident = await world.declare(service=None)  # PABC123 does not exist
+    from bot.oncall.staffing import OnCallStaffing
+
+    (executor,) = OnCallStaffing(world.harness.services).executors().values()
+    await executor(None, {"incident_id": incident.id})  # type: ignore[arg-type]
+    await world.settle()
+
+    warnings = [t for t in world.channel_texts(incident.channel_id or "") if "PABC123" in t]
+    assert len(warnings) == 1
