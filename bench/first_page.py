@@ -1,9 +1,11 @@
 """Time from the declaring request to the first pager request leaving the bot.
 
-    python bench/first_page.py [--runs 20] [--latency 0.1]
+    python bench/first_page.py [--runs 20] [--latency 0.1] [--oncall SECONDS]
 
 The built-in Slack emulator adds `--latency` seconds to every Web API call; a local HTTP server
 stands in for PagerDuty's Events API and notes when each page arrives. Prints figures only.
+With `--oncall`, the paged role is also filled from a PagerDuty schedule whose REST API (on the
+same local server) takes that many seconds to answer `GET /oncalls`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hmac
 import statistics
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -54,9 +57,22 @@ def signed(body: str) -> dict[str, str]:
     }
 
 
-async def main(runs: int, latency: float) -> None:
+ONCALL = (
+    "  ops: {pagerduty: {routing_key_env: PD_BENCH_KEY}, oncall: {pagerduty_schedule: PBENCH1}}"
+)
+
+
+async def main(runs: int, latency: float, oncall: float | None = None) -> None:
     arrivals: list[float] = []
     arrived = asyncio.Event()
+    lookups: list[float] = []
+
+    async def oncalls(request: web.Request) -> web.Response:
+        await asyncio.sleep(oncall or 0.0)
+        lookups.append(time.perf_counter())
+        user = {"id": "PUBOB01", "type": "user", "name": "Bob", "email": "bob@example.com"}
+        entry = {"escalation_level": 1, "user": user}
+        return web.json_response({"oncalls": [entry], "limit": 100, "offset": 0, "more": False})
 
     async def enqueue(request: web.Request) -> web.Response:
         arrivals.append(time.perf_counter())
@@ -66,6 +82,7 @@ async def main(runs: int, latency: float) -> None:
 
     pd = web.Application()
     pd.router.add_post("/v2/enqueue", enqueue)
+    pd.router.add_get("/oncalls", oncalls)
     pd_runner = web.AppRunner(pd, access_log=None)
     await pd_runner.setup()
     pd_site = web.TCPSite(pd_runner, "127.0.0.1", 0)
@@ -76,6 +93,7 @@ async def main(runs: int, latency: float) -> None:
     await emulator.start()
     alice = emulator.add_user("alice")
     emulator.add_user("carol")
+    emulator.add_user("bob", email="bob@example.com")
     emulator.set_latency(latency)
     delays: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,11 +106,14 @@ async def main(runs: int, latency: float) -> None:
             SLACK_API_URL=emulator.url,
             DATABASE_URL=db,
             PAGERDUTY_EVENTS_URL=f"http://127.0.0.1:{pd_port}/v2/enqueue",
+            PAGERDUTY_API_URL=f"http://127.0.0.1:{pd_port}",
         )
-        services = build_services(
-            settings, playbooks=[load_playbook(PLAYBOOK, filename="bench.yaml")]
-        )
-        services.environ = {"PD_BENCH_KEY": ROUTING_KEY}
+        text = PLAYBOOK
+        if oncall is not None:
+            text = PLAYBOOK.replace("  ops: {pagerduty: {routing_key_env: PD_BENCH_KEY}}", ONCALL)
+        services = build_services(settings, playbooks=[load_playbook(text, filename="bench.yaml")])
+        services.environ = {"PD_BENCH_KEY": ROUTING_KEY, "PAGERDUTY_API_TOKEN": "bench-token"}
+        services.oncall_cache.keep_for = timedelta(0)  # every declaration asks PagerDuty
         app, _ = build_web(services)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -139,11 +160,14 @@ async def main(runs: int, latency: float) -> None:
         f"max {ordered[-1] * 1000:.0f} ms, min {ordered[0] * 1000:.0f} ms"
     )
     print(f"Web API calls per declaration with this playbook: {calls_per_declaration}")
+    if oncall is not None:
+        print(f"on-call lookups answered ({oncall * 1000:.0f} ms each): {len(lookups)}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--oncall", type=float, default=None)
     options = parser.parse_args()
-    asyncio.run(main(options.runs, options.latency))
+    asyncio.run(main(options.runs, options.latency, options.oncall))

@@ -8,6 +8,7 @@ from bot import followups, paging, postmortems, usecases
 from bot.core import grammar
 from bot.core.enums import Severity
 from bot.errors import UserError
+from bot.oncall import show as oncall_show
 from bot.services import Services
 from bot.usecases import Reply
 
@@ -83,4 +84,6 @@ async def run_command(
             return await paging.page_now(
                 services, **where, target=command.target, message=command.message
             )
+        case grammar.OnCallCmd():
+            return await oncall_show.show_oncall(services, **where, role=command.role)
     raise UserError("That command is not available yet: see `/incident help`.")

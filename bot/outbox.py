@@ -72,6 +72,9 @@ class EffectKind(StrEnum):
     CANCEL_TIMERS = "cancel_timers"
     FILE_ISSUE = "file_issue"  # a task (or measure) becomes an issue in the playbook's tracker
     SYNC_ISSUE = "sync_issue"  # close or reopen that issue to match the task
+    # Fill roles from PagerDuty/Opsgenie schedules; queued outside the incident's order (no
+    # incident_id) so that a slow provider never holds up the incident's pages and posts.
+    STAFF_ONCALL = "staff_oncall"
 
 
 Executor = Callable[[SideEffect, Mapping[str, Any]], Awaitable[None]]

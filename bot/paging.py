@@ -452,6 +452,8 @@ class Paging:
         found: dict[str, list[str]] = {}
         missing: dict[str, list[str]] = {}
         for name, role in playbook.roles.items():
+            if role.oncall is not None:
+                continue  # staffed by STAFF_ONCALL with its schedule's people, after the pages
             people: list[str] = []
             for target in role.slack:
                 members = await self.services.directory.members(target)
@@ -470,8 +472,10 @@ class Paging:
             for name, people in found.items():
                 role = playbook.roles[name]
                 if not people:
-                    if role.slack or role.required:
-                        wanted = ", ".join(f"`{t}`" for t in missing.get(name, [])) or "nobody"
+                    # A role that names nobody on purpose is the declarer's (commander) or left
+                    # open quietly; only targets that were named and not found are reported.
+                    if missing.get(name):
+                        wanted = ", ".join(f"`{t}`" for t in missing[name])
                         nobody = f"Nobody could be found for the {name} role ({wanted})"
                         events.append(TimelineEvent(EntryKind.ROLE, now, nobody, None))
                         warnings.append(f":warning: {nobody}.")
@@ -506,6 +510,14 @@ class Paging:
                     payload={"users": invite},
                 )
             await enqueue(session, kind=EffectKind.SYNC_CARD, incident_id=incident.id, now=now)
+            if any(role.oncall is not None for role in playbook.roles.values()):
+                await enqueue(
+                    session,
+                    kind=EffectKind.STAFF_ONCALL,
+                    incident_id=None,
+                    now=now,
+                    payload={"incident_id": incident.id},
+                )
         # The DMs leave now, before the card and topic further down the outbox.
         for page in pages:
             await self.deliver(page.id or 0)

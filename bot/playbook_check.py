@@ -13,8 +13,10 @@ from pathlib import Path
 
 from bot.core.playbooks import (
     Playbook,
+    PlaybookFile,
     PlaybookInvalid,
     PlaybookProblem,
+    Role,
     SlackTargetKind,
     check_playbook_files,
     format_problem,
@@ -25,6 +27,7 @@ __all__ = [
     "LookupUser",
     "PlaybookInvalid",
     "PlaybookProblem",
+    "SourceExists",
     "check_directory",
     "format_problem",
     "load_valid_directory",
@@ -33,6 +36,9 @@ __all__ = [
 
 LookupUser = Callable[[str], Awaitable[bool]]
 """Whether a Slack target as written (`@alice`, `ann@example.com`, `U024BE7LH`) is a user."""
+
+SourceExists = Callable[[Playbook, Role], Awaitable[bool | None]]
+"""Whether a role's `oncall:` schedule or policy exists; None when that cannot be asked."""
 
 _LOOKED_UP = (SlackTargetKind.HANDLE, SlackTargetKind.EMAIL, SlackTargetKind.USER_ID)
 
@@ -88,12 +94,17 @@ def read_playbook_files(path: Path) -> tuple[dict[str, str], list[PlaybookProble
     return files, problems
 
 
-async def check_directory(path: Path, *, lookup_user: LookupUser | None) -> list[PlaybookProblem]:
-    """Every problem in a playbooks directory; with lookup_user, also unknown Slack users."""
+async def check_directory(
+    path: Path, *, lookup_user: LookupUser | None, source_exists: SourceExists | None = None
+) -> list[PlaybookProblem]:
+    """Every problem in a playbooks directory; with lookup_user, also unknown Slack users;
+    with source_exists, also on-call schedules and policies that do not exist."""
     files, problems = await asyncio.to_thread(read_playbook_files, path)
     # Files with problems are checked too (their valid part), so one run reports everything.
     loaded, found = check_playbook_files(files)
     problems += found
+    if source_exists is not None:
+        problems += await _missing_sources(loaded, source_exists)
     if lookup_user is None:
         return problems
     known: dict[str, bool] = {}
@@ -117,6 +128,33 @@ async def check_directory(path: Path, *, lookup_user: LookupUser | None) -> list
     # In file and line order; what concerns no file (or one that could not be read) first.
     rank = {name: index for index, name in enumerate(files)}
     problems.sort(key=lambda p: (rank.get(p.file, -1), p.line, p.column))
+    return problems
+
+
+async def _missing_sources(
+    loaded: list[PlaybookFile], source_exists: SourceExists
+) -> list[PlaybookProblem]:
+    problems: list[PlaybookProblem] = []
+    for one in loaded:
+        for name, role in one.playbook.roles.items():
+            source = role.oncall
+            if source is None or await source_exists(one.playbook, role) is not False:
+                continue
+            provider = "Opsgenie" if source.provider == "opsgenie" else "PagerDuty"
+            what = source.key.removeprefix(source.provider + "_").replace("_", " ")
+            path = "escalation_policies" if "policy" in what else "schedules"
+            fix = (
+                "write the schedule's name or id as Opsgenie shows it"
+                if source.provider == "opsgenie"
+                else f"copy the id from the {what}'s address in PagerDuty (…/{path}/PABC123)"
+            )
+            problems.append(
+                one.problem(
+                    ("roles", name, "oncall", source.key),
+                    message=f"{provider} has no {what} `{source.identifier}`",
+                    fix=fix,
+                )
+            )
     return problems
 
 

@@ -17,6 +17,7 @@ from bot.core.playbooks import Playbook
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.inbox import Inbox
 from bot.metrics import Metrics
+from bot.oncall.cache import OnCallCache
 from bot.outbox import EffectRunner
 from bot.pagers.retry import RetryPolicy
 from bot.slack.client import make_slack_client
@@ -45,6 +46,8 @@ class Services:
     # Where playbooks' `*_env` secrets are read, and how patiently pagers retry.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     pager_retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Who is on call per PagerDuty/Opsgenie schedule, kept for a minute on `clock`.
+    oncall_cache: OnCallCache = field(default_factory=OnCallCache)
 
     def playbook(self, name: str | None) -> Playbook | None:
         """The loaded playbook of that name."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from bot.db.migrate import check_schema
 from bot.db.models import InboxRequest
 from bot.errors import ConfigError
 from bot.followups.issues import FollowUpIssues
+from bot.oncall.check import source_checker
+from bot.oncall.staffing import OnCallStaffing
 from bot.paging import Paging
 from bot.playbook_check import check_directory, format_problem, load_valid_directory
 from bot.reminders import Reminders
@@ -50,6 +53,7 @@ def prepare(services: Services) -> None:
     services.effects.register(SlackEffects(services).executors())
     services.effects.register(Paging(services).executors())
     services.effects.register(FollowUpIssues(services).executors())
+    services.effects.register(OnCallStaffing(services).executors())
     reminders = Reminders(services)
     services.effects.register(reminders.executors())
     services.timers.start(reminders.handle)
@@ -236,6 +240,8 @@ async def check_playbooks(settings: Settings, directory: str | None) -> list[str
     """
     path = Path(directory or settings.PLAYBOOKS_DIR)
     problems = None
+    # On-call schedules are checked where PAGERDUTY_API_TOKEN or an Opsgenie key is set.
+    sources = source_checker(settings, os.environ)
     if settings.SLACK_BOT_TOKEN is not None:
         services = build_services(settings)
 
@@ -243,14 +249,14 @@ async def check_playbooks(settings: Settings, directory: str | None) -> list[str
             return bool(await services.directory.members(target))
 
         try:
-            problems = await check_directory(path, lookup_user=exists)
+            problems = await check_directory(path, lookup_user=exists, source_exists=sources)
         except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             reason = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
             log.warning("Slack handles not checked: Slack could not be asked (%s)", reason)
         finally:
             await services.aclose()
     if problems is None:
-        problems = await check_directory(path, lookup_user=None)
+        problems = await check_directory(path, lookup_user=None, source_exists=sources)
     return [format_problem(problem) for problem in problems]
 
 

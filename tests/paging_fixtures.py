@@ -117,6 +117,7 @@ class PagingWorld:
         environ: Mapping[str, str] | None = None,
         announce: bool = False,
         webhook_secret: str | None = PD_WEBHOOK_SECRET,
+        extra_settings: Mapping[str, Any] | None = None,
     ) -> BotHarness:
         if playbooks is None:
             playbooks = [
@@ -132,6 +133,7 @@ class PagingWorld:
         }
         if webhook_secret is not None:
             extra["PAGERDUTY_WEBHOOK_SECRET"] = webhook_secret
+        extra.update(extra_settings or {})
         if announce:
             self.announcements = self.emu.add_channel("incidents", members=[self.emu.bot_user_id])
             extra["INCIDENTS_CHANNEL"] = self.announcements

@@ -38,6 +38,7 @@ USAGE: Mapping[str, str] = MappingProxyType(
         "resolve": "/incident resolve [at TIME] [text]",
         "timeline": "/incident timeline",
         "postmortem": "/incident postmortem",
+        "oncall": "/incident oncall [ROLE]",
     }
 )
 
@@ -62,6 +63,7 @@ DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
         "resolve": "resolves; asks for missing impact/cause",
         "timeline": "the timeline so far",
         "postmortem": "uploads the Markdown draft to the channel",
+        "oncall": "who is on call now for each role (from PagerDuty or Opsgenie schedules)",
     }
 )
 
@@ -245,6 +247,13 @@ class Postmortem(CommandBase):
     """Upload the postmortem draft."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class OnCallCmd(CommandBase):
+    """Show who is on call now, for every role or the one named."""
+
+    role: str | None = None
+
+
 Command = (
     Help
     | Declare
@@ -265,6 +274,7 @@ Command = (
     | Resolve
     | Timeline
     | Postmortem
+    | OnCallCmd
 )
 
 
@@ -570,6 +580,14 @@ def _no_arguments(
     return parse_bare
 
 
+def _parse_oncall(args: _Args) -> Command:
+    words = args.words
+    if len(words) > 1:
+        raise args.error("`oncall` takes at most one role")
+    role = _parse_role_name(args, words[0]) if words else None
+    return OnCallCmd(incident=args.incident, role=role)
+
+
 _PARSERS: Mapping[str, Callable[[_Args], Command]] = MappingProxyType(
     {
         "help": _parse_help,
@@ -591,6 +609,7 @@ _PARSERS: Mapping[str, Callable[[_Args], Command]] = MappingProxyType(
         "resolve": _parse_resolve,
         "timeline": _no_arguments(Timeline),
         "postmortem": _no_arguments(Postmortem),
+        "oncall": _parse_oncall,
     }
 )
 

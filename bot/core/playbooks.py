@@ -50,6 +50,9 @@ Rules the loader enforces, each reported with file, line and a fix:
   another role (two roles may use two keys). `priority` is P1..P5; without it the pager derives
   one from the incident's severity. Responders follow the Opsgenie Alert API: `type` team,
   escalation or schedule with `id` or `name`; `type` user with `id` or `username`.
+- `oncall:` on a role names one rota its people are looked up in at declaration:
+  `pagerduty_schedule` or `pagerduty_escalation_policy` (PagerDuty ids such as `PABC123`) or
+  `opsgenie_schedule` (a schedule's name or id).
 - Unknown keys are errors, with a "did you mean" when one is close.
 - Every problem of a file is reported in one run: a wrong value does not hide the checks
   around it (the tiers' roles and order, the checks across files, Slack users); see
@@ -383,6 +386,39 @@ OpsgeniePriority = Annotated[
 ]
 
 
+ONCALL_KEYS = ("pagerduty_schedule", "pagerduty_escalation_policy", "opsgenie_schedule")
+_PAGERDUTY_ID_RE = re.compile(r"^[A-Z0-9]{6,20}$")
+_PAGERDUTY_URL_ID_RE = re.compile(r"/(?:schedules|escalation_policies)/([A-Z0-9]{6,20})\b")
+_OPSGENIE_SCHEDULE_RE = re.compile(r"^[^/\s?#][^/?#]{0,99}$")
+
+
+def _pagerduty_id(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if _PAGERDUTY_ID_RE.match(text):
+        return text
+    fix = "write the id from its address in PagerDuty (…/schedules/PABC123), e.g. `PABC123`"
+    found = _PAGERDUTY_URL_ID_RE.search(text)
+    if found:
+        fix = f"write the bare id: `{found.group(1)}`"
+    elif text and _PAGERDUTY_ID_RE.match(text.upper()):
+        fix = f"PagerDuty ids are upper case: `{text.upper()}`"
+    raise _fail(f"{_quote(value)} is not a PagerDuty id", fix)
+
+
+def _opsgenie_schedule(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if _OPSGENIE_SCHEDULE_RE.match(text) and not text.startswith(("http:", "https:")):
+        return text
+    raise _fail(
+        f"{_quote(value)} is not an Opsgenie schedule",
+        "write the schedule's name (e.g. `dba-schedule`) or its id",
+    )
+
+
+PagerDutyId = Annotated[str, BeforeValidator(_pagerduty_id)]
+OpsgenieSchedule = Annotated[str, BeforeValidator(_opsgenie_schedule)]
+
+
 def _severity_rank(severity: Severity) -> int:
     """0 for sev1 (the most severe) up to 3 for sev4."""
     return list(Severity).index(severity)
@@ -466,6 +502,41 @@ class WebhookTarget(_Model):
     secret_env: EnvName | None = None
 
 
+class OnCallSource(_Model):
+    """Where a role's people are looked up at declaration: one PagerDuty or Opsgenie rota."""
+
+    pagerduty_schedule: PagerDutyId | None = None
+    pagerduty_escalation_policy: PagerDutyId | None = None
+    opsgenie_schedule: OpsgenieSchedule | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OnCallSource:
+        given = [key for key in ONCALL_KEYS if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise _fail(
+                "`oncall:` names exactly one of " + ", ".join(f"`{k}`" for k in ONCALL_KEYS),
+                "e.g. `oncall: {pagerduty_schedule: PABC123}` or "
+                "`oncall: {opsgenie_schedule: dba-schedule}`",
+            )
+        return self
+
+    @property
+    def key(self) -> str:
+        """The one key written: `pagerduty_schedule`, `pagerduty_escalation_policy` or …"""
+        return next(key for key in ONCALL_KEYS if getattr(self, key) is not None)
+
+    @property
+    def identifier(self) -> str:
+        """The schedule's or policy's id (or Opsgenie name) as the playbook writes it."""
+        value: str = getattr(self, self.key)
+        return value
+
+    @property
+    def provider(self) -> str:
+        """`pagerduty` or `opsgenie`."""
+        return "opsgenie" if self.opsgenie_schedule is not None else "pagerduty"
+
+
 class Role(_Model):
     """A role in an incident and the people or pagers behind it."""
 
@@ -475,6 +546,7 @@ class Role(_Model):
     opsgenie: OpsgenieTarget | None = None
     webhook: WebhookTarget | None = None
     ack_timeout: Duration | None = None
+    oncall: OnCallSource | None = None
 
     @property
     def has_pager(self) -> bool:
@@ -863,6 +935,12 @@ _KEY_HINTS: dict[str, dict[str, str]] = {
     "FollowUps": {"measure": "measures", "gh": "github"},
     "GitHubFollowUps": {"repository": "repo", "label": "labels", "assignees": "logins"},
     "JiraFollowUps": {"key": "project", "project_key": "project", "type": "issue_type"},
+    "OnCallSource": {
+        "schedule": "pagerduty_schedule",
+        "schedule_id": "pagerduty_schedule",
+        "escalation_policy": "pagerduty_escalation_policy",
+        "policy": "pagerduty_escalation_policy",
+    },
 }
 # Secrets people write inline in `followups:`, and the variable each should name instead.
 _TRACKER_SECRET_KEYS: dict[str, dict[str, tuple[str, str]]] = {

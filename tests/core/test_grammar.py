@@ -22,6 +22,7 @@ from bot.core.grammar import (
     List,
     Measure,
     Note,
+    OnCallCmd,
     PageCmd,
     Postmortem,
     Resolution,
@@ -165,6 +166,9 @@ PARSED: list[tuple[str, Command]] = [
     ("Inc-007 timeline", Timeline(incident=7)),
     ("INC-3 sev sev2", Sev(incident=3, severity=Severity.SEV2)),
     ("INC-3 resolve", Resolve(incident=3)),
+    ("oncall", OnCallCmd()),
+    ("oncall OPS", OnCallCmd(role="ops")),
+    ("INC-7 oncall dba", OnCallCmd(incident=7, role="dba")),
 ]
 
 
@@ -216,6 +220,8 @@ REFUSED: list[tuple[str, str]] = [
     ("role 9lives <@U1>", USAGE["role"]),
     ("page", USAGE["page"]),
     ("page <!here> hi", USAGE["page"]),
+    ("oncall ops dba", USAGE["oncall"]),
+    ("oncall <@U1>", USAGE["oncall"]),
     ("page <!channel>", USAGE["page"]),
     ("page ../etc hi", USAGE["page"]),
     ("note", USAGE["note"]),
@@ -338,7 +344,7 @@ def test_usage_has_one_line_per_subcommand_in_the_design_table() -> None:
     assert set(USAGE) == {
         "help", "declare", "list", "status", "sev", "role", "page", "note", "started",
         "impact", "cause", "resolution", "measure", "task", "tasks", "update", "resolve",
-        "timeline", "postmortem",
+        "timeline", "postmortem", "oncall",
     }  # fmt: skip
     for name, line in USAGE.items():
         assert line.startswith(f"/incident {name}")
