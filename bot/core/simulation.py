@@ -337,13 +337,15 @@ class _Run:
         at = DECLARED_AT
         self.say(at, EventKind.DECLARED, f"declared ({self.severity.value})")
         plan = plan_declaration(self.playbook, severity=self.severity, declared_at=at)
+        # The plan's timers are stored before any page goes out, as the live bot's are (they
+        # are committed with the declaration): a page's ack_timeout then moves them.
+        for timer in plan.timers:
+            self.set(timer)
         for name, tier in plan.paged_now.items():
             if tier == 0:
                 self.page_role(name, tier=0, at=at, prefix="")
         for tier in plan.tiers_now:
             self.page_tier(tier, at=at, at_declaration=True)
-        for timer in plan.timers:
-            self.set(timer)
         if plan.checklist:
             self.say(at, EventKind.CHECKLIST, f"post the checklist ({_items(self.playbook)})")
 
@@ -471,7 +473,7 @@ def simulate(
     ]
     if update_every is not None:
         at = DECLARED_AT + update_every
-        while at <= end:
+        while at < end:  # an update at the very end is the resolution itself
             inputs.append((at, 1, None))
             at += update_every
     inputs.sort(key=lambda item: (item[0], item[1]))
