@@ -111,22 +111,20 @@ class Simulation:
 
 
 def people_sources(role: Role) -> list[str]:
-    """Where a role's people come from, one phrase per source, as the playbook writes them.
+    """Where a role's people come from, as the playbook writes them: its Slack targets.
 
-    The one place to describe a role's people: a new source (such as an on-call schedule,
-    "on call in PagerDuty schedule PABC123") is added here and shows in the output.
+    The one place that describes a role's people: the roles section, the Slack DM pages and
+    the findings all read it. A new source (an on-call schedule: "on call in PagerDuty
+    schedule PABC123") is added to this list and shows everywhere.
     """
-    sources: list[str] = []
-    if role.slack:
-        sources.append(", ".join(role.slack))
-    return sources
+    return list(role.slack)
 
 
 def who_fills(name: str, role: Role) -> str:
     """A role's people in one phrase, for the roles section."""
     sources = people_sources(role)
     if sources:
-        return "; ".join(sources)
+        return ", ".join(sources)
     return "the declarer" if name == COMMANDER_ROLE else "nobody named"
 
 
@@ -667,10 +665,11 @@ def _dm_targets(
     holds the role, and the commander role is held by one person: the first one found (or,
     with nobody named, the declarer).
     """
-    if role.slack:
+    sources = people_sources(role)
+    if sources:
         if name == COMMANDER_ROLE and not at_declaration:
-            return (role.slack[0],), f"the commander: the first found of {', '.join(role.slack)}"
-        return tuple(role.slack), ", ".join(role.slack)
+            return (sources[0],), f"the commander: the first found of {', '.join(sources)}"
+        return tuple(sources), ", ".join(sources)
     if name == COMMANDER_ROLE and not at_declaration:
         return ("declarer",), "the commander: the declarer, unless handed over"
     return None
