@@ -2,10 +2,12 @@
 
 At declaration the playbook's people are found (handles, emails, user groups), given their
 roles, invited and paged by Slack DM; roles whose pager no escalation tier names are paged
-at once. Tier i is paged `after` the declaration unless someone acknowledged by then; a role's
-`ack_timeout` brings the next tier forward. Every page, acknowledgement and escalation is a
-timeline entry. A pager that still fails after its retries hands over to the Slack DM of the
-role's people (or the commander), and the channel is told.
+at once, and so is a tier due at once (`after: 0s`). Tier i is paged `after` the declaration
+unless someone acknowledged by then; a role's `ack_timeout` brings the next tier forward. These
+rules live in `bot.core.paging_plan`, which `playbooks simulate` plays too. Every page,
+acknowledgement and escalation is a timeline entry. A pager that still fails after its
+retries hands over to the Slack DM of the role's people (or the commander), and the channel
+is told.
 """
 
 from __future__ import annotations

@@ -231,10 +231,11 @@ class _Run:
 
     # -- paging ------------------------------------------------------------------------------
 
-    def page_role(self, name: str, *, tier: int, at: datetime, prefix: str) -> None:
+    def page_role(
+        self, name: str, *, tier: int, at: datetime, prefix: str, at_declaration: bool
+    ) -> None:
         """Page a role as tier `tier` (0: a role no tier names, at declaration)."""
         role = self.playbook.roles[name]
-        at_declaration = at == DECLARED_AT
         sent = False
         for kind in role_pagers(role):
             targets = _pager_targets(self.playbook, role, kind)
@@ -316,7 +317,7 @@ class _Run:
         spec = self.playbook.tiers[tier - 1]
         prefix = f"tier {tier} at declaration: " if at_declaration else f"escalate tier {tier}: "
         for name in spec.page:
-            self.page_role(name, tier=tier, at=at, prefix=prefix)
+            self.page_role(name, tier=tier, at=at, prefix=prefix, at_declaration=at_declaration)
         if spec.opsgenie is not None:
             targets = _opsgenie_targets(self.playbook, spec.opsgenie)
             self.say(
@@ -341,7 +342,7 @@ class _Run:
             self.set(timer)
         for name, tier in plan.paged_now.items():
             if tier == 0:
-                self.page_role(name, tier=0, at=at, prefix="")
+                self.page_role(name, tier=0, at=at, prefix="", at_declaration=True)
         for tier in plan.tiers_now:
             self.page_tier(tier, at=at, at_declaration=True)
         if plan.checklist:
