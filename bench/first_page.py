@@ -1,10 +1,6 @@
 """Time from the declaring request to the first pager request leaving the bot.
 
-    python bench/first_page.py [--runs 20] [--latency 0.1] [--tier-now]
-
-With `--tier-now` the PagerDuty role is paged by an escalation tier due at once (`after: 0s`)
-rather than as a role no tier names; no timer poll runs here, so it is the declaration that
-pages it.
+    python bench/first_page.py [--runs 20] [--latency 0.1]
 
 The built-in Slack emulator adds `--latency` seconds to every Web API call; a local HTTP server
 stands in for PagerDuty's Events API and notes when each page arrives. Prints figures only.
@@ -58,8 +54,7 @@ def signed(body: str) -> dict[str, str]:
     }
 
 
-async def main(runs: int, latency: float, tier_now: bool = False) -> None:
-    playbook = PLAYBOOK + ("escalation: [{after: 0s, page: [ops]}]\n" if tier_now else "")
+async def main(runs: int, latency: float) -> None:
     arrivals: list[float] = []
     arrived = asyncio.Event()
 
@@ -95,7 +90,7 @@ async def main(runs: int, latency: float, tier_now: bool = False) -> None:
             PAGERDUTY_EVENTS_URL=f"http://127.0.0.1:{pd_port}/v2/enqueue",
         )
         services = build_services(
-            settings, playbooks=[load_playbook(playbook, filename="bench.yaml")]
+            settings, playbooks=[load_playbook(PLAYBOOK, filename="bench.yaml")]
         )
         services.environ = {"PD_BENCH_KEY": ROUTING_KEY}
         app, _ = build_web(services)
@@ -138,8 +133,6 @@ async def main(runs: int, latency: float, tier_now: bool = False) -> None:
     await pd_runner.cleanup()
     ordered = sorted(delays)
     print(f"emulated Web API latency: {latency * 1000:.0f} ms per call, {runs} declarations")
-    if tier_now:
-        print("the PagerDuty role is paged by a tier due at once (after: 0s)")
     print(
         f"declaring request -> first PagerDuty request: "
         f"p50 {statistics.median(ordered) * 1000:.0f} ms, "
@@ -152,6 +145,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--tier-now", action="store_true", help="page ops by a tier `after: 0s`")
     options = parser.parse_args()
-    asyncio.run(main(options.runs, options.latency, options.tier_now))
+    asyncio.run(main(options.runs, options.latency))
