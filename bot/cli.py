@@ -15,6 +15,7 @@ from bot.core.playbooks import PlaybookInvalid
 from bot.errors import BotError, ConfigError, DatabaseUnavailable
 from bot.logs import configure_logging
 from bot.playbook_simulate import add_arguments as add_simulate_arguments
+from bot.playbook_simulate import simulate_directory
 
 log = logging.getLogger("bot")
 
@@ -131,8 +132,6 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     """`playbooks simulate`: no Slack, database, secret or network; the same bytes anywhere."""
-    from bot.playbook_simulate import simulate_directory
-
     outcome = simulate_directory(
         Path(args.directory or settings.PLAYBOOKS_DIR),
         playbook=args.playbook,
