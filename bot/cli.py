@@ -14,6 +14,8 @@ from bot.config import Settings, load_settings
 from bot.core.playbooks import PlaybookInvalid
 from bot.errors import BotError, ConfigError, DatabaseUnavailable
 from bot.logs import configure_logging
+from bot.playbook_simulate import add_arguments as add_simulate_arguments
+from bot.playbook_simulate import simulate_directory
 
 log = logging.getLogger("bot")
 
@@ -38,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = playbooks_sub.add_parser("check", help="validate playbooks; exit 1 on any problem")
     check.add_argument("directory", nargs="?", metavar="DIR", help="default: PLAYBOOKS_DIR")
+    simulate = playbooks_sub.add_parser(
+        "simulate", help="play a playbook on a virtual clock: who is paged, when, reminders"
+    )
+    add_simulate_arguments(simulate)
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="apply the alembic migrations to DATABASE_URL")
@@ -102,6 +108,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
+    elif args.command == "playbooks" and args.playbooks_command == "simulate":
+        return _simulate(args, settings)
     elif args.command == "playbooks":
         from bot.wiring import check_playbooks
 
@@ -120,6 +128,25 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         log.info("database %s is at the latest migration", redacted(settings.DATABASE_URL))
         _say(f"database {redacted(settings.DATABASE_URL)} is up to date")
     return 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """`playbooks simulate`: no Slack, database, secret or network; the same bytes anywhere."""
+    outcome = simulate_directory(
+        Path(args.directory or settings.PLAYBOOKS_DIR),
+        playbook=args.playbook,
+        service=args.service,
+        severity=args.severity,
+        duration=args.duration,
+        acks=args.acks,
+        update_every=args.update_every,
+        as_json=args.format == "json",
+    )
+    sys.stdout.buffer.write(outcome.out.encode("utf-8"))
+    sys.stdout.flush()
+    for line in outcome.err:
+        _say(line)
+    return outcome.status
 
 
 def _secret_values(settings: Settings) -> list[str]:

@@ -2,10 +2,12 @@
 
 At declaration the playbook's people are found (handles, emails, user groups), given their
 roles, invited and paged by Slack DM; roles whose pager no escalation tier names are paged
-at once. Tier i is paged `after` the declaration unless someone acknowledged by then; a role's
-`ack_timeout` brings the next tier forward. Every page, acknowledgement and escalation is a
-timeline entry. A pager that still fails after its retries hands over to the Slack DM of the
-role's people (or the commander), and the channel is told.
+at once, and so is a tier due at once (`after: 0s`). Tier i is paged `after` the declaration
+unless someone acknowledged by then; a role's `ack_timeout` brings the next tier forward. These
+rules live in `bot.core.paging_plan`, which `playbooks simulate` plays too. Every page,
+acknowledgement and escalation is a timeline entry. A pager that still fails after its
+retries hands over to the Slack DM of the role's people (or the commander), and the channel
+is told.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,10 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot import usecases
-from bot.core import grammar
+from bot.core import grammar, paging_plan
 from bot.core.clock import humanize_duration
 from bot.core.enums import EntryKind, EntrySource, PageState, Status
 from bot.core.lifecycle import COMMANDER_ROLE, TimelineEvent, severity_label
+from bot.core.paging_plan import STOPPED_BY_ACK, Due, PagerKind
 from bot.core.playbooks import Playbook, Role, select_playbook
 from bot.db.models import Incident, Page, SideEffect
 from bot.db.repo import IncidentRepo, PageRepo
@@ -45,12 +47,12 @@ from bot.pagers.slack_dm import SlackDMPager
 from bot.pagers.webhook import WebhookPager
 from bot.services import Services
 from bot.slack import blocks
-from bot.timers import TimerKind, checklist_key, escalation_key
+from bot.timers import TimerKind, escalation_key, timer_prefixes
 from bot.usecases import Asked, Declaration, Reply, find_incident, transaction
 
 log = logging.getLogger(__name__)
 
-CHECKLIST_NUDGE_AFTER = timedelta(minutes=15)
+CHECKLIST_NUDGE_AFTER = paging_plan.CHECKLIST_NUDGE_AFTER
 
 SLACK = "slack"
 PAGERDUTY = "pagerduty"
@@ -64,42 +66,42 @@ WEBHOOK = "webhook"
 async def plan_declaration(
     session: AsyncSession, services: Services, incident: Incident, playbook: Playbook
 ) -> None:
-    """Inside the declaring transaction: who gets paged now, which tiers later, reminders."""
+    """Inside the declaring transaction: who gets paged now, which tiers later, reminders.
+
+    What is paged and when comes from `bot.core.paging_plan`, the rules the simulator plays too.
+    """
     assert incident.id is not None
     now = incident.declared_at
-    tiered = {name for tier in playbook.tiers for name in tier.page}
+    plan = paging_plan.plan_declaration(playbook, severity=incident.severity, declared_at=now)
     # Pagers first: they need no Slack lookups, and nothing else is as urgent.
-    for name, role in playbook.roles.items():
-        if role.has_pager and name not in tiered:
-            await _record_pages(session, services, incident, role_name=name, role=role, tier=0)
+    for name, tier in plan.paged_now.items():
+        role = playbook.roles[name]
+        if tier == 0 and role.has_pager:
+            await _record_pages(session, services, incident, role_name=name, role=role, tier=tier)
+    # A tier due now is paged now, not at the next timer poll; its people's DMs leave as soon
+    # as STAFF_ROLES has found them.
+    for tier in plan.tiers_now:
+        await _page_tier(session, services, incident, playbook, tier=tier, actor=None, people={})
     await enqueue(session, kind=EffectKind.STAFF_ROLES, incident_id=incident.id, now=now)
-    for index, tier in enumerate(playbook.tiers, start=1):
+    # Escalations first, then the status reminder and the checklist nudge: pages before
+    # what only helps the people who come.
+    for timer in plan.timers:
+        payload = {"incident_id": incident.id} | ({"tier": timer.tier} if timer.tier else {})
         await enqueue_timer(
             session,
             incident_id=incident.id,
-            kind=TimerKind.ESCALATE,
-            key=escalation_key(incident.id, index),
-            at=now + tier.after,
-            payload={"incident_id": incident.id, "tier": index},
+            kind=TimerKind(timer.kind.value),
+            key=_timer_key(incident.id, timer),
+            at=timer.at,
+            payload=payload,
             now=now,
         )
-    # Pages first; what follows only helps the people who come.
-    await usecases.reset_status_reminder(session, services, incident)
-    if playbook.checklist:
+    if plan.checklist:
         await enqueue_post(
             session,
             incident_id=incident.id,
             now=now,
             text=blocks.checklist_text(f"Checklist ({playbook.name})", playbook.checklist),
-        )
-        await enqueue_timer(
-            session,
-            incident_id=incident.id,
-            kind=TimerKind.CHECKLIST_NUDGE,
-            key=checklist_key(incident.id),
-            at=now + CHECKLIST_NUDGE_AFTER,
-            payload={"incident_id": incident.id},
-            now=now,
         )
     for bookmark in playbook.bookmarks:
         await enqueue(
@@ -109,6 +111,13 @@ async def plan_declaration(
             now=now,
             payload={"title": bookmark.title, "link": str(bookmark.link)},
         )
+
+
+def _timer_key(incident_id: int, timer: paging_plan.Timer) -> str:
+    """The key a planned timer is stored under (a later one with the same key replaces it)."""
+    if timer.kind is Due.ESCALATE:
+        return escalation_key(incident_id, timer.tier)
+    return timer_prefixes(incident_id, [timer.kind])[0]
 
 
 async def _record_pages(
@@ -128,12 +137,12 @@ async def _record_pages(
     now = services.clock.now()
     targets: list[tuple[str, str]] = []
     if role is not None:
-        if role.pagerduty is not None:
-            targets.append((PAGERDUTY, role.pagerduty.routing_key_env))
-        if role.opsgenie is not None:
-            targets.append((OPSGENIE, role_name or ""))
-        if role.webhook is not None:
-            targets.append((WEBHOOK, role.webhook.url_env))
+        written = {
+            PagerKind.PAGERDUTY: role.pagerduty.routing_key_env if role.pagerduty else "",
+            PagerKind.OPSGENIE: role_name or "",
+            PagerKind.WEBHOOK: role.webhook.url_env if role.webhook else "",
+        }
+        targets += [(kind.value, written[kind]) for kind in paging_plan.role_pagers(role)]
     if tier_opsgenie:
         targets.append((OPSGENIE, f"tier {tier}"))
     targets += [(SLACK, user) for user in people]
@@ -336,23 +345,24 @@ class Paging:
         self, incident: Incident, playbook: Playbook, page: Page
     ) -> None:
         """A role's ack_timeout makes the next tier come sooner than its `after`."""
-        role = playbook.roles.get(page.role or "")
-        next_tier = page.tier + 1
-        if role is None or role.ack_timeout is None or next_tier > len(playbook.tiers):
+        timer = paging_plan.next_tier_brought_forward(
+            playbook,
+            role_name=page.role,
+            tier=page.tier,
+            paged_at=self.services.clock.now(),
+            declared_at=incident.declared_at,
+        )
+        if timer is None:
             return
         assert incident.id is not None
-        at = min(
-            self.services.clock.now() + role.ack_timeout,
-            incident.declared_at + playbook.tiers[next_tier - 1].after,
-        )
         async with transaction(self.services) as session:
             await enqueue_timer(
                 session,
                 incident_id=incident.id,
                 kind=TimerKind.ESCALATE,
-                key=escalation_key(incident.id, next_tier),
-                at=at,
-                payload={"incident_id": incident.id, "tier": next_tier},
+                key=escalation_key(incident.id, timer.tier),
+                at=timer.at,
+                payload={"incident_id": incident.id, "tier": timer.tier},
                 now=self.services.clock.now(),
             )
 
@@ -461,7 +471,7 @@ class Paging:
                     missing.setdefault(name, []).append(target)
                 people += [m for m in members if m not in people]
             found[name] = people
-        tiered = {name for tier in playbook.tiers for name in tier.page}
+        paged_now = paging_plan.roles_paged_at_declaration(playbook)
         pages: list[Page] = []
         async with transaction(self.services) as session:
             repo = IncidentRepo(session)
@@ -487,7 +497,7 @@ class Paging:
                         TimelineEvent(EntryKind.ROLE, now, f"<@{person}> is now {name}", None)
                     )
                 invite += [p for p in people if p not in invite]
-                if name not in tiered:
+                if name in paged_now:
                     paged = [p for p in people if p != incident.declared_by]
                     pages += await _record_pages(
                         session,
@@ -495,7 +505,7 @@ class Paging:
                         incident,
                         role_name=name,
                         role=None,
-                        tier=0,
+                        tier=paged_now[name],
                         people=paged,
                     )
             repo.record(incident, events, recorded_at=now, source=EntrySource.SYSTEM)
@@ -576,57 +586,20 @@ async def escalate(services: Services, *, incident_id: int, tier: int, actor: st
         assert incident is not None
         pages = await PageRepo(session).of_incident(incident_id)
         playbook = services.playbook(incident.playbook)
-        if (
-            playbook is None
-            or incident.status is Status.RESOLVED
-            or tier < 1
-            or tier > len(playbook.tiers)
-            or any(p.state is PageState.ACKNOWLEDGED for p in pages)
-            or any(p.tier >= tier for p in pages)
+        if playbook is None or not paging_plan.may_escalate(
+            tier=tier,
+            tier_count=len(playbook.tiers),
+            resolved=incident.status is Status.RESOLVED,
+            acknowledged=any(p.state is PageState.ACKNOWLEDGED for p in pages),
+            highest_tier_paged=max((p.tier for p in pages), default=0),
         ):
             return False
-        spec = playbook.tiers[tier - 1]
         roles = await repo.roles(incident_id)
         now = services.clock.now()
-        who = [*spec.page] + (["Opsgenie responders"] if spec.opsgenie is not None else [])
-        why = (
-            f"by <@{actor}>"
-            if actor
-            else f"nobody acknowledged within {humanize_duration(now - incident.declared_at)}"
+        await _page_tier(
+            session, services, incident, playbook, tier=tier, actor=actor, people=roles
         )
-        repo.record(
-            incident,
-            [
-                TimelineEvent(
-                    EntryKind.ESCALATION,
-                    now,
-                    f"Escalated to tier {tier} ({', '.join(who)}): {why}",
-                    actor,
-                )
-            ],
-            recorded_at=now,
-            source=EntrySource.SYSTEM if actor is None else EntrySource.PERSON,
-        )
-        for name in spec.page:
-            await _record_pages(
-                session,
-                services,
-                incident,
-                role_name=name,
-                role=playbook.roles[name],
-                tier=tier,
-                people=roles.get(name, []),
-            )
-        if spec.opsgenie is not None:
-            await _record_pages(
-                session,
-                services,
-                incident,
-                role_name=None,
-                role=None,
-                tier=tier,
-                tier_opsgenie=True,
-            )
+        who = paging_plan.tier_pages(playbook, tier)
         await enqueue_post(
             session,
             incident_id=incident_id,
@@ -634,6 +607,50 @@ async def escalate(services: Services, *, incident_id: int, tier: int, actor: st
             text=f":rotating_light: Escalated to tier {tier}: {', '.join(who)}.",
         )
     return True
+
+
+async def _page_tier(
+    session: AsyncSession,
+    services: Services,
+    incident: Incident,
+    playbook: Playbook,
+    *,
+    tier: int,
+    actor: str | None,
+    people: Mapping[str, Sequence[str]],
+) -> None:
+    """Record tier `tier` being paged: its timeline entry, its roles' pages, its Opsgenie's."""
+    now = services.clock.now()
+    text = paging_plan.escalation_text(
+        playbook, tier, actor=actor, elapsed=now - incident.declared_at
+    )
+    IncidentRepo(session).record(
+        incident,
+        [TimelineEvent(EntryKind.ESCALATION, now, text, actor)],
+        recorded_at=now,
+        source=EntrySource.SYSTEM if actor is None else EntrySource.PERSON,
+    )
+    spec = playbook.tiers[tier - 1]
+    for name in spec.page:
+        await _record_pages(
+            session,
+            services,
+            incident,
+            role_name=name,
+            role=playbook.roles[name],
+            tier=tier,
+            people=people.get(name, []),
+        )
+    if spec.opsgenie is not None:
+        await _record_pages(
+            session,
+            services,
+            incident,
+            role_name=None,
+            role=None,
+            tier=tier,
+            tier_opsgenie=True,
+        )
 
 
 async def acknowledge(
@@ -691,7 +708,10 @@ async def acknowledge(
             source=EntrySource.PERSON,
         )
         await enqueue_cancel(
-            session, incident_id=incident_id, prefixes=[f"escalate:{incident_id}:"], now=now
+            session,
+            incident_id=incident_id,
+            prefixes=timer_prefixes(incident_id, STOPPED_BY_ACK),
+            now=now,
         )
         await enqueue(session, kind=EffectKind.ACK_PAGES, incident_id=incident_id, now=now)
         await enqueue_post(

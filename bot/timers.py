@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from bot.core.clock import Clock
+from bot.core.paging_plan import STOPPED_BY_RESOLUTION, Due
 from bot.db.models import Lease
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,18 @@ def task_key(task_id: int) -> str:
 
 def while_open_prefixes(incident_id: int) -> list[str]:
     """The timers that only make sense while the incident is open."""
-    return [f"escalate:{incident_id}:", status_key(incident_id), checklist_key(incident_id)]
+    return timer_prefixes(incident_id, STOPPED_BY_RESOLUTION)
+
+
+def timer_prefixes(incident_id: int, kinds: Iterable[Due]) -> list[str]:
+    """The key prefixes of an incident's timers of these kinds (for cancelling them)."""
+    prefixes = {
+        Due.ESCALATE: f"escalate:{incident_id}:",
+        Due.STATUS_REMINDER: status_key(incident_id),
+        Due.CHECKLIST_NUDGE: checklist_key(incident_id),
+        Due.POSTMORTEM_DUE: postmortem_key(incident_id),
+    }
+    return [prefixes[kind] for kind in kinds]
 
 
 def _this_machine() -> str | None:

@@ -36,6 +36,7 @@ from bot.core.lifecycle import (
     severity_label,
     status_label,
 )
+from bot.core.paging_plan import postmortem_due_at, status_reminder_at
 from bot.db.models import Incident, TimelineEntry
 from bot.db.repo import IncidentRepo
 from bot.errors import UserError
@@ -431,14 +432,14 @@ async def _after_resolution(session: AsyncSession, services: Services, incident:
         session, incident_id=incident.id, prefixes=while_open_prefixes(incident.id), now=now
     )
     playbook = services.playbook(incident.playbook)
-    due_in = playbook.postmortem.due_in if playbook else None
-    if due_in is not None:
+    due = postmortem_due_at(playbook, resolved_at=incident.resolved_at) if playbook else None
+    if due is not None:
         await enqueue_timer(
             session,
             incident_id=incident.id,
             kind=TimerKind.POSTMORTEM_DUE,
             key=postmortem_key(incident.id),
-            at=incident.resolved_at + due_in,
+            at=due,
             payload={"incident_id": incident.id},
             now=now,
         )
@@ -449,16 +450,16 @@ async def reset_status_reminder(
 ) -> None:
     """The next status-update reminder at `at`, or one interval (for the severity) from now."""
     playbook = services.playbook(incident.playbook)
-    every = playbook.reminder_interval(incident.severity) if playbook else None
-    if every is None or incident.id is None or incident.status is Status.RESOLVED:
-        return
     now = services.clock.now()
+    due = status_reminder_at(playbook, severity=incident.severity, now=now) if playbook else None
+    if due is None or incident.id is None or incident.status is Status.RESOLVED:
+        return
     await enqueue_timer(
         session,
         incident_id=incident.id,
         kind=TimerKind.STATUS_REMINDER,
         key=status_key(incident.id),
-        at=at or now + every,
+        at=at or due,
         payload={"incident_id": incident.id},
         now=now,
     )
