@@ -689,7 +689,10 @@ async def acknowledge(
             text=f":white_check_mark: {who} acknowledged the page{role} after {after}; "
             "escalation stopped.",
         )
-    services.metrics.inc("page_acknowledgements_total", via=provider or "slack")
+    services.metrics.inc("pages_acknowledged_total", provider=taken.provider)
+    services.metrics.observe(
+        "time_to_acknowledge_seconds", max((now - first_page).total_seconds(), 0.0)
+    )
     return Reply(f"Thanks — you acknowledged {incident.ref}; escalation stopped.")
 
 

@@ -90,6 +90,8 @@ class Declaration:
     service: str | None = None
     impact: str | None = None
     origin: Origin | None = None
+    # Where it came from, for incidents_declared_total: command, form, shortcut or alert.
+    source: str = "command"
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,7 @@ async def declare(
             # Two declarations took the same number at once; the loser takes the next one.
             if attempt == 9:
                 raise
-    services.metrics.inc("incidents_declared_total", severity=severity.value)
+    services.metrics.inc("incidents_declared_total", source=declaration.source)
     shown = f"*{incident.ref}* ({severity_label(severity)}): {blocks.escape_mrkdwn(title)}"
     return Reply(f"Declared {shown}. Opening its channel now…")
 

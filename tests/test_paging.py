@@ -39,6 +39,7 @@ from tests.paging_fixtures import (
     pd_acknowledged,
     pd_signature,
 )
+from tests.scrape import scrape
 from tests.slack_schema import assert_all_calls_valid
 
 PD_TITLE = f"INC-1 (SEV2): {DB_TITLE} — page for ops"  # the summary we sent, as PD titles it
@@ -366,11 +367,11 @@ async def test_the_acknowledge_button_stops_escalation_and_tells_pagerduty(
     assert world.responses_text()[-1] == f"Already acknowledged by <@{carol}>."
     assert len(await world.timeline(EntryKind.ACK)) == 1
     assert len(world.pd_events("acknowledge")) == 1
-    async with world.harness.http.get(world.harness.url + "/metrics") as response:
-        metrics = await response.text()
-    assert 'page_acknowledgements_total{via="slack"} 1' in metrics
-    assert 'pages_total{outcome="sent",provider="pagerduty"} 1' in metrics
-    assert 'incidents_declared_total{severity="sev2"} 1' in metrics
+    metrics = await scrape(world.harness)
+    assert metrics.value("pages_acknowledged_total", provider="slack") == 1
+    assert metrics.value("time_to_acknowledge_seconds_count") == 1
+    assert metrics.value("pages_total", outcome="sent", provider="pagerduty") == 1
+    assert metrics.value("incidents_declared_total", source="command") == 1
     assert_all_calls_valid(world.emu.calls)
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
-from bot import paging, postmortems
+from bot import gauges, paging, postmortems
 from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
@@ -60,11 +60,14 @@ async def count_requests(
         route = request.match_info.route.resource
         path = route.canonical if route is not None else "unmatched"
         services.metrics.inc("http_requests_total", path=path, status=str(status))
+        elapsed = time.perf_counter() - started
         services.metrics.inc(
             "http_request_milliseconds_total",
-            int((time.perf_counter() - started) * 1000),
+            int(elapsed * 1000),
             path=path,
         )
+        if path == "/slack/events":
+            services.metrics.observe("slack_ack_seconds", elapsed)
 
 
 async def slack_events(request: web.Request) -> web.StreamResponse:
@@ -85,9 +88,11 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    return web.Response(
-        text=request.app[SERVICES].metrics.render(), content_type="text/plain", charset="utf-8"
-    )
+    """Prometheus exposition; the gauges are read from the database first."""
+    services = request.app[SERVICES]
+    await gauges.refresh(services)
+    body, content_type = services.metrics.render(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def postmortem(request: web.Request) -> web.StreamResponse:
