@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from bot.config import Settings, load_settings
 from bot.core.playbooks import PlaybookInvalid
 from bot.errors import BotError, ConfigError, DatabaseUnavailable
@@ -49,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        configure_logging(level=settings.LOG_LEVEL, secrets=_secret_values(settings))
+        configure_logging(
+            level=settings.LOG_LEVEL,
+            secrets=_secret_values(settings),
+            format=settings.LOG_FORMAT,
+        )
         return asyncio.run(_run(args, settings))
     except ConfigError as exc:
         _say(f"configuration error: {exc}")
@@ -123,15 +129,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _secret_values(settings: Settings) -> list[str]:
+    # Every secret setting (Slack, webhooks, pager and tracker keys), whatever its name.
     values = [
-        s.get_secret_value()
-        for s in (
-            settings.SLACK_BOT_TOKEN,
-            settings.SLACK_SIGNING_SECRET,
-            settings.SLACK_APP_TOKEN,
-            settings.POSTMORTEM_TOKEN,
-        )
-        if s is not None
+        value.get_secret_value()
+        for value in (getattr(settings, name) for name in type(settings).model_fields)
+        if isinstance(value, SecretStr)
     ]
     from sqlalchemy.engine import make_url
 

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from bot.core.clock import Clock
-from bot.db.models import SideEffect
+from bot.db.models import Incident, SideEffect
 from bot.errors import SideEffectFailed
+from bot.logs import working_on
 from bot.metrics import Metrics
 from bot.timers import TimerKind
 
@@ -190,6 +191,7 @@ class EffectRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.owner = f"runner-{id(self):x}"
+        self._refs: dict[int, str] = {}  # incident id -> INC-n, for the log lines
 
     def register(self, executors: Mapping[str, Executor]) -> None:
         self.executors.update(executors)
@@ -313,14 +315,29 @@ class EffectRunner:
             return False
         executor = self.executors.get(effect.kind)
         error: BaseException | None = None
-        if executor is None:
-            error = SideEffectFailed(effect.kind, "no executor registered")
-        else:
-            try:
-                await executor(effect, json.loads(effect.payload))
-            except Exception as exc:  # classified below: retried or set aside, never lost
-                error = exc
-        return await self._finish(effect, error)
+        with working_on(await self._ref(effect.incident_id)):
+            if executor is None:
+                error = SideEffectFailed(effect.kind, "no executor registered")
+            else:
+                try:
+                    await executor(effect, json.loads(effect.payload))
+                except Exception as exc:  # classified below: retried or set aside, never lost
+                    error = exc
+            return await self._finish(effect, error)
+
+    async def _ref(self, incident_id: int | None) -> str | None:
+        """INC-n of the incident an effect is about (numbers never change: kept once read)."""
+        if incident_id is None:
+            return None
+        if incident_id not in self._refs:
+            async with self.sessions() as session:
+                number = await session.scalar(
+                    sa.select(col(Incident.number)).where(col(Incident.id) == incident_id)
+                )
+            if number is None:
+                return None
+            self._refs[incident_id] = f"INC-{number}"
+        return self._refs[incident_id]
 
     async def _finish(self, effect: SideEffect, error: BaseException | None) -> bool:
         now = self.clock.now()
@@ -328,6 +345,7 @@ class EffectRunner:
         if error is None:
             values["done_at"] = now
             self.metrics.inc("side_effects_total", kind=effect.kind, outcome="done")
+            log.debug("%s #%s done", effect.kind, effect.id)
         elif retryable(error) and effect.kind in self.executors:
             backoff = min(timedelta(seconds=2 ** min(effect.attempts, 12)), MAX_BACKOFF)
             values["due_at"] = now + backoff

@@ -30,6 +30,7 @@ from bot.core.playbooks import Playbook, Role, select_playbook
 from bot.db.models import Incident, Page, SideEffect
 from bot.db.repo import IncidentRepo, PageRepo
 from bot.errors import PagerFailed, UserError
+from bot.logs import about_incident
 from bot.outbox import (
     EffectKind,
     Executor,
@@ -651,6 +652,7 @@ async def acknowledge(
         repo = IncidentRepo(session)
         incident = await repo.by_id(incident_id, for_update=True)
         assert incident is not None
+        about_incident(incident.ref)
         # Two acknowledgements at once (a retried webhook, a double press): the first wins.
         pages = await PageRepo(session).of_incident(incident_id)
         _refuse_if_acknowledged(pages)
