@@ -38,6 +38,7 @@ USAGE: Mapping[str, str] = MappingProxyType(
         "resolve": "/incident resolve [at TIME] [text]",
         "timeline": "/incident timeline",
         "postmortem": "/incident postmortem",
+        "stats": "/incident stats [30d|90d]",
     }
 )
 
@@ -62,6 +63,7 @@ DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
         "resolve": "resolves; asks for missing impact/cause",
         "timeline": "the timeline so far",
         "postmortem": "uploads the Markdown draft to the channel",
+        "stats": "incidents by severity, time to acknowledge and resolve, open tasks",
     }
 )
 
@@ -245,6 +247,13 @@ class Postmortem(CommandBase):
     """Upload the postmortem draft."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Stats(CommandBase):
+    """How the process is doing over the last `days` days."""
+
+    days: int = 30
+
+
 Command = (
     Help
     | Declare
@@ -265,6 +274,7 @@ Command = (
     | Resolve
     | Timeline
     | Postmortem
+    | Stats
 )
 
 
@@ -570,6 +580,21 @@ def _no_arguments(
     return parse_bare
 
 
+_WINDOW_RE = re.compile(r"^([0-9]{1,4})d$", re.IGNORECASE)
+
+
+def _parse_stats(args: _Args) -> Command:
+    if args.incident is not None:
+        raise args.error(f"`stats` covers every incident, so leave out INC-{args.incident}")
+    words = args.words
+    if not words:
+        return Stats()
+    window = _WINDOW_RE.match(words[0])
+    if len(words) > 1 or window is None or not 1 <= int(window.group(1)) <= 365:
+        raise args.error(f"{_quote(' '.join(words))} is not a window such as 30d or 90d")
+    return Stats(days=int(window.group(1)))
+
+
 _PARSERS: Mapping[str, Callable[[_Args], Command]] = MappingProxyType(
     {
         "help": _parse_help,
@@ -591,6 +616,7 @@ _PARSERS: Mapping[str, Callable[[_Args], Command]] = MappingProxyType(
         "resolve": _parse_resolve,
         "timeline": _no_arguments(Timeline),
         "postmortem": _no_arguments(Postmortem),
+        "stats": _parse_stats,
     }
 )
 
