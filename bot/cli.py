@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     postmortem = sub.add_parser("postmortem", help="print or write an incident's postmortem draft")
     postmortem.add_argument("incident", metavar="INC-N", help="the incident, e.g. INC-7")
     postmortem.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    timeline = sub.add_parser("timeline", help="print an incident's whole timeline record")
+    timeline.add_argument("incident", metavar="INC-N", help="the incident, e.g. INC-7")
+    timeline.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or json"
+    )
     playbooks = sub.add_parser("playbooks", help="playbook tools")
     playbooks_sub = playbooks.add_subparsers(
         dest="playbooks_command", required=True, metavar="ACTION"
@@ -108,6 +113,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
+    elif args.command == "timeline":
+        from bot.wiring import write_timeline
+
+        document = await write_timeline(settings, args.incident, format=args.format)
+        sys.stdout.buffer.write(document.encode("utf-8"))
+        sys.stdout.flush()
     elif args.command == "playbooks":
         from bot.wiring import check_playbooks
 
