@@ -424,6 +424,12 @@ async def test_a_signed_pagerduty_acknowledgement_stops_escalation(world: Paging
     assert await escalation_timers(world) == {}
     await world.advance_to(minutes=60)
     assert world.dms_to("alice") == [] and world.og.received == []
+    metrics = await scrape(world.harness)
+    assert metrics.value("pages_acknowledged_total", provider="pagerduty") == 1
+    # From the first page (at the declaration) to the acknowledgement at +6 minutes.
+    assert metrics.value("time_to_acknowledge_seconds_sum") == 360
+    assert metrics.value("time_to_acknowledge_seconds_bucket", le="600.0") == 1
+    assert metrics.value("time_to_acknowledge_seconds_bucket", le="300.0") == 0
 
 
 async def test_a_pagerduty_incident_from_another_source_is_not_ours_whatever_its_title(
@@ -487,6 +493,12 @@ async def test_pagerduty_webhooks_with_a_bad_signature_or_body_change_nothing(
     # Escalation carries on: tier 2 still comes at +10m.
     await world.advance_to(minutes=10)
     assert len(world.dms_to("alice")) == 1 and len(world.og_alerts()) == 1
+    metrics = await scrape(world.harness)
+    counted = {
+        outcome: metrics.value("webhook_requests_total", endpoint="pagerduty", outcome=outcome)
+        for outcome in ("unauthorized", "bad_request", "ok")
+    }
+    assert counted == {"unauthorized": 4, "bad_request": 5, "ok": 3}
 
 
 async def test_a_rotated_secret_is_accepted_among_several_signatures(world: PagingWorld) -> None:

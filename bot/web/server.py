@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # Slack never sends more; anything larger is refused with 413.
 
 SERVICES = web.AppKey("services", Services)
+WEBHOOK_OUTCOMES = {400: "bad_request", 401: "unauthorized", 404: "off", 413: "too_large"}
 BOLT = web.AppKey("bolt", AsyncApp)
 
 
@@ -68,6 +69,9 @@ async def count_requests(
         )
         if path == "/slack/events":
             services.metrics.observe("slack_ack_seconds", elapsed)
+        if path == "/webhooks/pagerduty":
+            outcome = WEBHOOK_OUTCOMES.get(status, "ok" if status < 300 else "error")
+            services.metrics.inc("webhook_requests_total", endpoint="pagerduty", outcome=outcome)
 
 
 async def slack_events(request: web.Request) -> web.StreamResponse:
