@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from bot.config import Settings, load_settings
 from bot.core.playbooks import PlaybookInvalid
 from bot.errors import BotError, ConfigError, DatabaseUnavailable
@@ -34,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     postmortem = sub.add_parser("postmortem", help="print or write an incident's postmortem draft")
     postmortem.add_argument("incident", metavar="INC-N", help="the incident, e.g. INC-7")
     postmortem.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    timeline = sub.add_parser("timeline", help="print an incident's whole timeline record")
+    timeline.add_argument("incident", metavar="INC-N", help="the incident, e.g. INC-7")
+    timeline.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or json"
+    )
     playbooks = sub.add_parser("playbooks", help="playbook tools")
     playbooks_sub = playbooks.add_subparsers(
         dest="playbooks_command", required=True, metavar="ACTION"
@@ -55,7 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        configure_logging(level=settings.LOG_LEVEL, secrets=_secret_values(settings))
+        configure_logging(
+            level=settings.LOG_LEVEL,
+            secrets=_secret_values(settings),
+            format=settings.LOG_FORMAT,
+        )
         return asyncio.run(_run(args, settings))
     except ConfigError as exc:
         _say(f"configuration error: {exc}")
@@ -110,6 +121,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.flush()
     elif args.command == "playbooks" and args.playbooks_command == "simulate":
         return _simulate(args, settings)
+    elif args.command == "timeline":
+        from bot.wiring import write_timeline
+
+        document = await write_timeline(settings, args.incident, format=args.format)
+        sys.stdout.buffer.write(document.encode("utf-8"))
+        sys.stdout.flush()
     elif args.command == "playbooks":
         from bot.wiring import check_playbooks
 
@@ -150,15 +167,11 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _secret_values(settings: Settings) -> list[str]:
+    # Every secret setting (Slack, webhooks, pager and tracker keys), whatever its name.
     values = [
-        s.get_secret_value()
-        for s in (
-            settings.SLACK_BOT_TOKEN,
-            settings.SLACK_SIGNING_SECRET,
-            settings.SLACK_APP_TOKEN,
-            settings.POSTMORTEM_TOKEN,
-        )
-        if s is not None
+        value.get_secret_value()
+        for value in (getattr(settings, name) for name in type(settings).model_fields)
+        if isinstance(value, SecretStr)
     ]
     from sqlalchemy.engine import make_url
 

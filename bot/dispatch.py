@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import followups, paging, postmortems, usecases
+from bot import followups, paging, postmortems, stats, usecases
 from bot.core import grammar
 from bot.core.enums import Severity
 from bot.errors import UserError
@@ -86,4 +86,6 @@ async def run_command(
             )
         case grammar.OnCallCmd():
             return await oncall_show.show_oncall(services, **where, role=command.role)
+        case grammar.Stats():
+            return await stats.show_stats(services, **where, days=command.days)
     raise UserError("That command is not available yet: see `/incident help`.")

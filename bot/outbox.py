@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from bot.core.clock import Clock
-from bot.db.models import SideEffect
+from bot.db.models import Incident, SideEffect
 from bot.errors import RetryLater, SideEffectFailed
+from bot.logs import working_on
 from bot.metrics import Metrics
 from bot.timers import TimerKind, holder_id, holder_is_gone
 
@@ -263,6 +264,7 @@ class EffectRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._runs: dict[object, asyncio.Task[int]] = {}  # queue key -> the run under way here
+        self._refs: dict[int, str] = {}  # incident id -> INC-n, for the log lines
 
     def register(self, executors: Mapping[str, Executor]) -> None:
         self.executors.update(executors)
@@ -496,11 +498,26 @@ class EffectRunner:
         executor = self.executors.get(effect.kind)
         if executor is None:
             return SideEffectFailed(effect.kind, "no executor registered")
-        try:
-            await executor(effect, json.loads(effect.payload))
-        except Exception as exc:  # classified by _finish: retried or set aside, never lost
-            return exc
+        with working_on(await self._ref(effect.incident_id)):
+            try:
+                await executor(effect, json.loads(effect.payload))
+            except Exception as exc:  # classified by _finish: retried or set aside, never lost
+                return exc
         return None
+
+    async def _ref(self, incident_id: int | None) -> str | None:
+        """INC-n of the incident an effect is about (numbers never change: kept once read)."""
+        if incident_id is None:
+            return None
+        if incident_id not in self._refs:
+            async with self.sessions() as session:
+                number = await session.scalar(
+                    sa.select(col(Incident.number)).where(col(Incident.id) == incident_id)
+                )
+            if number is None:
+                return None
+            self._refs[incident_id] = f"INC-{number}"
+        return self._refs[incident_id]
 
     async def _release(self, effects: Sequence[SideEffect]) -> None:
         if not effects:
@@ -527,6 +544,7 @@ class EffectRunner:
         if error is None:
             values["done_at"] = now
             self.metrics.inc("side_effects_total", kind=effect.kind, outcome="done")
+            log.debug("%s #%s done", effect.kind, effect.id)
         elif retryable(error) and effect.kind in self.executors:
             backoff = min(timedelta(seconds=2 ** min(effect.attempts, 12)), MAX_BACKOFF)
             if isinstance(error, RetryLater):  # the executor knows when: not sooner, not later

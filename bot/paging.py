@@ -32,6 +32,7 @@ from bot.core.playbooks import Playbook, Role, select_playbook
 from bot.db.models import Incident, Page, SideEffect
 from bot.db.repo import IncidentRepo, PageRepo
 from bot.errors import PagerFailed, UserError
+from bot.logs import about_incident
 from bot.outbox import (
     EffectKind,
     Executor,
@@ -680,6 +681,7 @@ async def acknowledge(
         repo = IncidentRepo(session)
         incident = await repo.by_id(incident_id, for_update=True)
         assert incident is not None
+        about_incident(incident.ref)
         # Two acknowledgements at once (a retried webhook, a double press): the first wins.
         pages = await PageRepo(session).of_incident(incident_id)
         _refuse_if_acknowledged(pages)
@@ -721,7 +723,10 @@ async def acknowledge(
             text=f":white_check_mark: {who} acknowledged the page{role} after {after}; "
             "escalation stopped.",
         )
-    services.metrics.inc("page_acknowledgements_total", via=provider or "slack")
+    services.metrics.inc("pages_acknowledged_total", provider=taken.provider)
+    services.metrics.observe(
+        "time_to_acknowledge_seconds", max((now - first_page).total_seconds(), 0.0)
+    )
     return Reply(f"Thanks — you acknowledged {incident.ref}; escalation stopped.")
 
 

@@ -20,6 +20,7 @@ from bot.core.lifecycle import severity_label
 from bot.db.models import Incident, SideEffect
 from bot.db.repo import FollowUpRepo, IncidentRepo
 from bot.errors import UserError
+from bot.logs import working_on
 from bot.outbox import TO_INCIDENT, EffectKind, Executor, enqueue_post, owed_timer
 from bot.services import Services
 from bot.slack import blocks
@@ -52,8 +53,24 @@ class Reminders:
             await self.services.timers.cancel_prefix(str(prefix))
 
     async def handle(self, kind: TimerKind, payload: Mapping[str, Any]) -> None:
-        """The one entry point of every timer."""
+        """The one entry point of every timer; its log lines name the incident it is about."""
         self.services.metrics.inc("timers_fired_total", kind=kind.value)
+        with working_on(await self._ref(payload)):
+            await self._handle(kind, payload)
+
+    async def _ref(self, payload: Mapping[str, Any]) -> str | None:
+        """INC-n of the incident a timer's payload names (directly, or through its task)."""
+        async with self.services.sessions() as session:
+            incident_id = payload.get("incident_id")
+            if incident_id is None and payload.get("task_id") is not None:
+                task = await FollowUpRepo(session).by_id(int(payload["task_id"]))
+                incident_id = task.incident_id if task is not None else None
+            if incident_id is None:
+                return None
+            incident = await IncidentRepo(session).by_id(int(incident_id))
+        return incident.ref if incident is not None else None
+
+    async def _handle(self, kind: TimerKind, payload: Mapping[str, Any]) -> None:
         if kind is TimerKind.ESCALATE:
             await paging.escalate(
                 self.services,

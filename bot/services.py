@@ -85,7 +85,7 @@ def build_services(
     metrics = Metrics()
     # Commands that never call Slack (db upgrade, postmortem) run without a token.
     token = settings.SLACK_BOT_TOKEN.get_secret_value() if settings.SLACK_BOT_TOKEN else None
-    slack = make_slack_client(token=token, base_url=settings.SLACK_API_URL)
+    slack = make_slack_client(token=token, base_url=settings.SLACK_API_URL, metrics=metrics)
     return Services(
         settings=settings,
         engine=engine,

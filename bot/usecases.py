@@ -40,6 +40,7 @@ from bot.core.paging_plan import postmortem_due_at, status_reminder_at
 from bot.db.models import Incident, TimelineEntry
 from bot.db.repo import IncidentRepo
 from bot.errors import UserError
+from bot.logs import about_incident
 from bot.outbox import (
     TO_INCIDENT,
     EffectKind,
@@ -91,6 +92,8 @@ class Declaration:
     service: str | None = None
     impact: str | None = None
     origin: Origin | None = None
+    # Where it came from, for incidents_declared_total: command, form, shortcut or alert.
+    source: str = "command"
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ async def _find(services: Services, *, asked: Asked) -> int:
         )
         if not member:
             raise UserError(f"There is no incident INC-{incident.number}.")
+    about_incident(incident.ref)
     return incident.id
 
 
@@ -205,6 +209,7 @@ async def _admins(services: Services, incident_id: int) -> frozenset[str]:
 async def _locked(session: AsyncSession, incident_id: int) -> Incident:
     incident = await IncidentRepo(session).by_id(incident_id, for_update=True)
     assert incident is not None  # incidents are never deleted
+    about_incident(incident.ref)
     return incident
 
 
@@ -248,6 +253,7 @@ async def declare(
                         declared_at=now,
                     )
                 )
+                about_incident(incident.ref)
                 await _record_declaration(
                     session, services, incident, declaration.origin, response_url, plan
                 )
@@ -256,7 +262,8 @@ async def declare(
             # Two declarations took the same number at once; the loser takes the next one.
             if attempt == 9:
                 raise
-    services.metrics.inc("incidents_declared_total", severity=severity.value)
+    services.metrics.inc("incidents_declared_total", source=declaration.source)
+    log.info("declared (%s, from %s) by %s", severity.value, declaration.source, actor)
     shown = f"*{incident.ref}* ({severity_label(severity)}): {blocks.escape_mrkdwn(title)}"
     return Reply(f"Declared {shown}. Opening its channel now…")
 
@@ -384,6 +391,7 @@ async def _change(
                     now=now,
                     payload={"event": incident.status.value},
                 )
+    log.info("recorded %s by %s", ", ".join(e.kind.value for e in events) or "nothing", asked.actor)
     return incident, events
 
 
@@ -592,6 +600,7 @@ async def _add_entry(
             await _sync_card(session, services, incident)
         if kind is EntryKind.UPDATE:
             await reset_status_reminder(session, services, incident)  # an update was just given
+    log.info("recorded %s by %s", kind.value, asked.actor)
     return incident, event
 
 

@@ -232,6 +232,27 @@ async def write_postmortem(settings: Settings, ref: str) -> str:
         await services.aclose()
 
 
+async def write_timeline(settings: Settings, ref: str, *, format: str = "text") -> str:
+    """The incident's whole timeline; names are refreshed when Slack is set up."""
+    from bot.timeline_export import export_timeline
+
+    number = parse_incident_ref(ref)
+    services = build_services(settings)
+    try:
+        await check_database(services)
+        incident_id = await postmortems.incident_id_of(services, number)
+        refresh = settings.SLACK_BOT_TOKEN is not None
+        try:
+            return await export_timeline(
+                services, incident_id=incident_id, format=format, refresh_names=refresh
+            )
+        except (SlackApiError, OSError) as exc:
+            log.warning("names not refreshed from Slack (%s); using those last seen", exc)
+            return await export_timeline(services, incident_id=incident_id, format=format)
+    finally:
+        await services.aclose()
+
+
 async def check_playbooks(settings: Settings, directory: str | None) -> list[str]:
     """Every problem in the playbooks, one line each; handles are checked when a token is set.
 

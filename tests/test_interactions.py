@@ -23,6 +23,7 @@ from bot.slack import blocks
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.usecases import ts_to_datetime
 from tests.conftest import BotHarness, make_settings, start_bot, stop_bot
+from tests.scrape import scrape
 from tests.slack_schema import assert_all_calls_valid
 
 ACK_LIMIT = 1.0
@@ -389,6 +390,9 @@ async def test_submitting_the_modal_declares_a_public_incident_and_announces_it(
     # The form has no response_url: the declarer gets the channel's link by DM.
     (told,) = [c for c in emu.calls_to("chat.postMessage") if c.args["channel"] == alice]
     assert told.args["text"] == f"INC-1 declared: <#{incident.channel_id}>"
+    metrics = await scrape(bot)
+    assert metrics.value("incidents_declared_total", source="form") == 1
+    assert metrics.value("slack_api_calls_total", method="views.open") == 1  # from the listener
     assert_all_calls_valid(emu.calls)
 
 
@@ -495,4 +499,5 @@ async def test_the_message_shortcut_declares_with_the_message_as_first_entry(
     assert (first.slack_channel, first.slack_ts) == (general, ts)
     assert [e.kind for e in rest] == [EntryKind.DECLARED]
     assert rest[0].occurred_at == clock.now()
+    assert (await scrape(bot)).value("incidents_declared_total", source="shortcut") == 1
     assert_all_calls_valid(emu.calls)

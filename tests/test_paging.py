@@ -39,6 +39,7 @@ from tests.paging_fixtures import (
     pd_acknowledged,
     pd_signature,
 )
+from tests.scrape import scrape
 from tests.slack_schema import assert_all_calls_valid
 
 PD_TITLE = f"INC-1 (SEV2): {DB_TITLE} — page for ops"  # the summary we sent, as PD titles it
@@ -367,11 +368,11 @@ async def test_the_acknowledge_button_stops_escalation_and_tells_pagerduty(
     assert world.responses_text()[-1] == f"Already acknowledged by <@{carol}>."
     assert len(await world.timeline(EntryKind.ACK)) == 1
     assert len(world.pd_events("acknowledge")) == 1
-    async with world.harness.http.get(world.harness.url + "/metrics") as response:
-        metrics = await response.text()
-    assert 'page_acknowledgements_total{via="slack"} 1' in metrics
-    assert 'pages_total{outcome="sent",provider="pagerduty"} 1' in metrics
-    assert 'incidents_declared_total{severity="sev2"} 1' in metrics
+    metrics = await scrape(world.harness)
+    assert metrics.value("pages_acknowledged_total", provider="slack") == 1
+    assert metrics.value("time_to_acknowledge_seconds_count") == 1
+    assert metrics.value("pages_total", outcome="sent", provider="pagerduty") == 1
+    assert metrics.value("incidents_declared_total", source="command") == 1
     assert_all_calls_valid(world.emu.calls)
 
 
@@ -424,6 +425,12 @@ async def test_a_signed_pagerduty_acknowledgement_stops_escalation(world: Paging
     assert await escalation_timers(world) == {}
     await world.advance_to(minutes=60)
     assert world.dms_to("alice") == [] and world.og.received == []
+    metrics = await scrape(world.harness)
+    assert metrics.value("pages_acknowledged_total", provider="pagerduty") == 1
+    # From the first page (at the declaration) to the acknowledgement at +6 minutes.
+    assert metrics.value("time_to_acknowledge_seconds_sum") == 360
+    assert metrics.value("time_to_acknowledge_seconds_bucket", le="600.0") == 1
+    assert metrics.value("time_to_acknowledge_seconds_bucket", le="300.0") == 0
 
 
 async def test_a_pagerduty_incident_from_another_source_is_not_ours_whatever_its_title(
@@ -487,6 +494,12 @@ async def test_pagerduty_webhooks_with_a_bad_signature_or_body_change_nothing(
     # Escalation carries on: tier 2 still comes at +10m.
     await world.advance_to(minutes=10)
     assert len(world.dms_to("alice")) == 1 and len(world.og_alerts()) == 1
+    metrics = await scrape(world.harness)
+    counted = {
+        outcome: metrics.value("webhook_requests_total", endpoint="pagerduty", outcome=outcome)
+        for outcome in ("unauthorized", "bad_request", "ok")
+    }
+    assert counted == {"unauthorized": 4, "bad_request": 5, "ok": 3}
 
 
 async def test_a_rotated_secret_is_accepted_among_several_signatures(world: PagingWorld) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-import aiohttp
-
 from bot.core import grammar
 from tests.conftest import BotHarness
+from tests.scrape import scrape
 from tests.slack_requests import load_payload, signature
 
 FORM = "application/x-www-form-urlencoded"
@@ -129,10 +128,9 @@ async def test_healthz_is_503_when_the_database_is_gone(bot: BotHarness, tmp_pat
 
 async def test_metrics_count_requests(bot: BotHarness) -> None:
     await bot.command("help", user="UALICE")
-    async with aiohttp.ClientSession() as http, http.get(bot.url + "/metrics") as response:
-        text = await response.text()
-    assert response.status == 200
-    assert 'http_requests_total{path="/slack/events",status="200"} 1' in text
+    metrics = await scrape(bot)
+    assert metrics.value("http_requests_total", path="/slack/events", status="200") == 1
+    assert metrics.value("slack_ack_seconds_count") == 1
 
 
 async def test_unknown_path_is_404(bot: BotHarness) -> None:

@@ -39,6 +39,7 @@ USAGE: Mapping[str, str] = MappingProxyType(
         "timeline": "/incident timeline",
         "postmortem": "/incident postmortem",
         "oncall": "/incident oncall [ROLE]",
+        "stats": "/incident stats [30d|90d]",
     }
 )
 
@@ -64,6 +65,7 @@ DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
         "timeline": "the timeline so far",
         "postmortem": "uploads the Markdown draft to the channel",
         "oncall": "who is on call now for each role (from PagerDuty or Opsgenie schedules)",
+        "stats": "incidents by severity, time to acknowledge and resolve, open tasks",
     }
 )
 
@@ -254,6 +256,13 @@ class OnCallCmd(CommandBase):
     role: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Stats(CommandBase):
+    """How the process is doing over the last `days` days."""
+
+    days: int = 30
+
+
 Command = (
     Help
     | Declare
@@ -275,6 +284,7 @@ Command = (
     | Timeline
     | Postmortem
     | OnCallCmd
+    | Stats
 )
 
 
@@ -588,6 +598,21 @@ def _parse_oncall(args: _Args) -> Command:
     return OnCallCmd(incident=args.incident, role=role)
 
 
+_WINDOW_RE = re.compile(r"^([0-9]{1,4})d$", re.IGNORECASE)
+
+
+def _parse_stats(args: _Args) -> Command:
+    if args.incident is not None:
+        raise args.error(f"`stats` covers every incident, so leave out INC-{args.incident}")
+    words = args.words
+    if not words:
+        return Stats()
+    window = _WINDOW_RE.match(words[0])
+    if len(words) > 1 or window is None or not 1 <= int(window.group(1)) <= 365:
+        raise args.error(f"{_quote(' '.join(words))} is not a window such as 30d or 90d")
+    return Stats(days=int(window.group(1)))
+
+
 _PARSERS: Mapping[str, Callable[[_Args], Command]] = MappingProxyType(
     {
         "help": _parse_help,
@@ -610,6 +635,7 @@ _PARSERS: Mapping[str, Callable[[_Args], Command]] = MappingProxyType(
         "timeline": _no_arguments(Timeline),
         "postmortem": _no_arguments(Postmortem),
         "oncall": _parse_oncall,
+        "stats": _parse_stats,
     }
 )
 

@@ -457,3 +457,20 @@ def render_postmortem(
     else:
         blocks.append(TASKS_MISSING)
     return "\n\n".join(blocks) + "\n"
+
+
+def timeline_lines(
+    entries: Iterable[PostmortemEntry], *, tz: ZoneInfo, names: Mapping[str, str]
+) -> list[str]:
+    """Every entry given, in the order it happened, as the draft's `* TIME: text` lines.
+
+    The same lines as the postmortem's Timeline, but nothing is left out or summarised: for
+    the whole record (`python -m bot timeline`).
+    """
+    timeline = order_timeline(_in_utc(entry) for entry in entries)
+    with_date = _spans_days(timeline, tz)
+    authors = {user: _name(user, names) for user in {e.author for e in timeline if e.author}}
+    return [
+        _timeline_line(entry, tz=tz, names=names, authors=authors, with_date=with_date)
+        for entry in timeline
+    ]

@@ -85,6 +85,9 @@ def build_bolt_app(
         context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> None:
         context["services"] = services
+        # Listeners' own calls (views.open) go through the services' client, which counts
+        # them in /metrics; it holds the same bot token as Bolt's per-request copy.
+        context["client"] = services.slack
         await next()
 
     app.command(CommandName.INCIDENT)(commands.incident_command)

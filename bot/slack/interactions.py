@@ -101,6 +101,7 @@ async def declare_submitted(
         service=form.service,
         impact=form.impact,
         origin=origin,
+        source="shortcut" if origin is not None else "form",
     )
     work = paging.declare_incident(services, actor=body["user"]["id"], declaration=declaration)
     after_ack(services, work, body=body, respond=None, client=client)

@@ -15,7 +15,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot import inbox, paging, postmortems
+from bot import gauges, inbox, paging, postmortems
 from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # Slack never sends more; anything larger is refused with 413.
 
 SERVICES = web.AppKey("services", Services)
+WEBHOOK_OUTCOMES = {400: "bad_request", 401: "unauthorized", 404: "off", 413: "too_large"}
 BOLT = web.AppKey("bolt", AsyncApp)
 
 
@@ -64,11 +65,17 @@ async def count_requests(
         route = request.match_info.route.resource
         path = route.canonical if route is not None else "unmatched"
         services.metrics.inc("http_requests_total", path=path, status=str(status))
+        elapsed = time.perf_counter() - started
         services.metrics.inc(
             "http_request_milliseconds_total",
-            int((time.perf_counter() - started) * 1000),
+            int(elapsed * 1000),
             path=path,
         )
+        if path == "/slack/events":
+            services.metrics.observe("slack_ack_seconds", elapsed)
+        if path == "/webhooks/pagerduty":
+            outcome = WEBHOOK_OUTCOMES.get(status, "ok" if status < 300 else "error")
+            services.metrics.inc("webhook_requests_total", endpoint="pagerduty", outcome=outcome)
 
 
 async def slack_events(request: web.Request) -> web.StreamResponse:
@@ -120,9 +127,11 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    return web.Response(
-        text=request.app[SERVICES].metrics.render(), content_type="text/plain", charset="utf-8"
-    )
+    """Prometheus exposition; the gauges are read from the database first."""
+    services = request.app[SERVICES]
+    await gauges.refresh(services)
+    body, content_type = services.metrics.render(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def postmortem(request: web.Request) -> web.StreamResponse:

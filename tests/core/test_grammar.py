@@ -30,6 +30,7 @@ from bot.core.grammar import (
     Role,
     Sev,
     Started,
+    Stats,
     StatusCmd,
     Task,
     Tasks,
@@ -169,6 +170,9 @@ PARSED: list[tuple[str, Command]] = [
     ("oncall", OnCallCmd()),
     ("oncall OPS", OnCallCmd(role="ops")),
     ("INC-7 oncall dba", OnCallCmd(incident=7, role="dba")),
+    ("stats", Stats()),
+    ("stats 90d", Stats(days=90)),
+    ("STATS 7D", Stats(days=7)),
 ]
 
 
@@ -254,6 +258,12 @@ REFUSED: list[tuple[str, str]] = [
     ("postmortem now", USAGE["postmortem"]),
     ("resolve at 23:00", "future"),
     ("resolve at 2026-11-24", "no time"),
+    ("stats 90", "`90` is not a window such as 30d or 90d: write `/incident stats [30d|90d]`"),
+    ("stats 0d", USAGE["stats"]),
+    ("stats 400d", USAGE["stats"]),
+    ("stats 30d 90d", USAGE["stats"]),
+    ("stats last month", USAGE["stats"]),
+    ("INC-7 stats", "`stats` covers every incident, so leave out INC-7"),
 ]
 
 
@@ -345,6 +355,7 @@ def test_usage_has_one_line_per_subcommand_in_the_design_table() -> None:
         "help", "declare", "list", "status", "sev", "role", "page", "note", "started",
         "impact", "cause", "resolution", "measure", "task", "tasks", "update", "resolve",
         "timeline", "postmortem", "oncall",
+        "stats",
     }  # fmt: skip
     for name, line in USAGE.items():
         assert line.startswith(f"/incident {name}")
