@@ -535,6 +535,10 @@ class EffectRunner:
 
     async def _finish(self, effect: SideEffect, error: BaseException | None) -> bool:
         """Record the outcome; whether the effect no longer holds its queue (done or set aside)."""
+        with working_on(await self._ref(effect.incident_id)):
+            return await self._record_outcome(effect, error)
+
+    async def _record_outcome(self, effect: SideEffect, error: BaseException | None) -> bool:
         now = self.clock.now()
         values: dict[str, Any] = {
             "claimed_until": None,
@@ -544,6 +548,7 @@ class EffectRunner:
         if error is None:
             values["done_at"] = now
             self.metrics.inc("side_effects_total", kind=effect.kind, outcome="done")
+            log.debug("%s #%s done", effect.kind, effect.id)
             log.debug("%s #%s done", effect.kind, effect.id)
         elif retryable(error) and effect.kind in self.executors:
             backoff = min(timedelta(seconds=2 ** min(effect.attempts, 12)), MAX_BACKOFF)
