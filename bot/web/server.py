@@ -11,14 +11,18 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot import paging, postmortems
 from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
 from bot.services import Services
+from bot.slack import shapes
+from bot.web.bodies import BadRequest
+from bot.web.slack_edge import content_type_of, parse_slack_body, refuse, verify_slack_signature
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,23 @@ async def count_requests(
 
 
 async def slack_events(request: web.Request) -> web.StreamResponse:
-    """Slash commands, interactivity and events; Bolt verifies the signature (401 otherwise)."""
-    bolt_request = await to_bolt_request(request)
+    """Slash commands, interactivity and events: signature, then shape, then Bolt."""
+    services = request.app[SERVICES]
+    body = await request.read()
+    secret = services.settings.secret("SLACK_SIGNING_SECRET")
+    if not verify_slack_signature(body, request.headers, secret, time.time()):
+        return web.json_response({"error": "bad or missing Slack signature"}, status=401)
+    try:
+        payload = parse_slack_body(body, content_type_of(request.headers))
+    except BadRequest as exc:
+        return web.json_response({"error": exc.reason}, status=400)
+    if (refusal := shapes.check(payload)) is not None:
+        return refuse(services, payload, refusal)
+    bolt_request = AsyncBoltRequest(
+        body=body.decode(),
+        query=request.query_string,
+        headers=request.headers,  # type: ignore[arg-type]  # as Bolt's own aiohttp adapter
+    )
     bolt_response = await request.app[BOLT].async_dispatch(bolt_request)
     return await to_aiohttp_response(bolt_response)
 
