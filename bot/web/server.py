@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -21,7 +20,8 @@ from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
 from bot.services import Services
 from bot.slack import shapes
-from bot.web.bodies import BadRequest
+from bot.web import protocol_errors
+from bot.web.bodies import BadRequest, json_object
 from bot.web.slack_edge import content_type_of, parse_slack_body, refuse, verify_slack_signature
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ BOLT = web.AppKey("bolt", AsyncApp)
 def create_web_app(*, services: Services, bolt: AsyncApp) -> web.Application:
     """The whole HTTP surface of `python -m bot serve`."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[count_requests])
+    protocol_errors.install()  # malformed HTTP and hang-ups: one WARNING line, rate-limited
     app[SERVICES] = services
     app[BOLT] = bolt
     app.router.add_post("/slack/events", slack_events)
@@ -118,7 +119,9 @@ async def postmortem(request: web.Request) -> web.StreamResponse:
     given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix(
         "Bearer "
     )
-    if not secret.strip() or not hmac.compare_digest(given.encode(), secret.encode()):
+    # Header bytes that are not UTF-8 reach us as surrogates: no token, not a 500.
+    given_bytes = given.encode("utf-8", "surrogateescape")
+    if not secret.strip() or not hmac.compare_digest(given_bytes, secret.encode()):
         # The same answer whether the incident exists or not, private or not.
         return web.json_response({"error": "a valid POSTMORTEM_TOKEN is required"}, status=401)
     try:
@@ -148,11 +151,13 @@ async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
     if not secret or not _pagerduty_signed(body, request, secret):
         return web.json_response({"error": "bad or missing X-PagerDuty-Signature"}, status=401)
     try:
-        event = json.loads(body)["event"]
+        event = json_object(body)["event"]
         event_type, data = str(event["event_type"]), event.get("data") or {}
         if not isinstance(data, dict):
             raise TypeError("data is not an object")
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except BadRequest as exc:
+        return web.json_response({"error": exc.reason}, status=400)
+    except (KeyError, TypeError, AttributeError):
         return web.json_response({"error": "not a PagerDuty V3 webhook payload"}, status=400)
     if event_type != "incident.acknowledged":
         return web.json_response({"ignored": event_type})
@@ -189,4 +194,6 @@ async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
 def _pagerduty_signed(body: bytes, request: web.Request, secret: str) -> bool:
     expected = "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     given = request.headers.get("X-PagerDuty-Signature", "")
+    if not given.isascii():  # compare_digest raises TypeError on other text
+        return False
     return any(hmac.compare_digest(expected, s.strip()) for s in given.split(","))
