@@ -94,7 +94,7 @@ def fit_origin(origin: dict[str, Any], text: str) -> tuple[str, int]:
     """
 
     def dumped(count: int) -> str:
-        return json.dumps({**origin, "text": text[:count]})
+        return json.dumps({**origin, "text": text[:count]}, ensure_ascii=False)
 
     low, high = 0, min(len(text), MAX_ORIGIN_TEXT)
     if len(dumped(high)) <= blocks.MAX_PRIVATE_METADATA:

@@ -101,6 +101,7 @@ class _Bad(Exception):
 def check(body: Mapping[str, Any]) -> Refusal | None:
     """None when Slack could have sent this body; else what is wrong with it."""
     try:
+        _no_nul(body)
         _envelope(body, "body")
         kind = _kind(body)
         _KINDS.get(kind, _nothing)(body)
@@ -119,6 +120,21 @@ def waiting_person(body: Mapping[str, Any]) -> str | None:
         found = user.get("id") if isinstance(user, Mapping) else None
         return found if isinstance(found, str) and found else None
     return None
+
+
+def _no_nul(body: Mapping[str, Any]) -> None:
+    """No NUL anywhere: PostgreSQL refuses it in text, and no one types it."""
+    stack: list[Any] = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise _Bad("it holds a NUL character")
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _refusal(body: Mapping[str, Any], bad: _Bad) -> Refusal:
@@ -278,6 +294,7 @@ def _message_action(body: Mapping[str, Any]) -> None:
 def _view_submission(body: Mapping[str, Any]) -> None:
     _user_id(body)
     view = _object(body, "view", "body")
+    _required_str(view, "type", "body.view")  # Bolt reads it to tell workflow steps apart
     callback_id = _required_str(view, "callback_id", "body.view")
     values = _object(_object(view, "state", "body.view"), "values", "body.view.state")
     for block_id, actions in values.items():

@@ -32,7 +32,7 @@ def decode_utf8(body: bytes) -> str:
         raise BadRequest("the body is not UTF-8 text") from None
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes, *, allow_nul: bool = False) -> Any:
     """json.loads that answers 400 for anything it cannot read, however deep."""
     try:
         value = json.loads(text)
@@ -40,29 +40,30 @@ def loads(text: str | bytes) -> Any:
         raise BadRequest(f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are ValueErrors
         raise BadRequest(f"the body is not JSON ({exc.__class__.__name__})") from None
-    check_tree(value)
+    check_tree(value, allow_nul=allow_nul)
     return value
 
 
-def json_object(body: str | bytes) -> dict[str, Any]:
+def json_object(body: str | bytes, *, allow_nul: bool = False) -> dict[str, Any]:
     """A JSON object (not an array, string or number), nested at most MAX_DEPTH deep."""
-    value = loads(body)
+    value = loads(body, allow_nul=allow_nul)
     if not isinstance(value, dict):
         raise BadRequest(f"the body is JSON but not an object (it is {_json_kind(value)})")
     return value
 
 
-def check_tree(value: Any) -> None:
+def check_tree(value: Any, *, allow_nul: bool = False) -> None:
     """BadRequest unless the value nests at most MAX_DEPTH deep and all its text is storable.
 
     Walked without recursion. Text is storable when it encodes as UTF-8 (JSON's `\\ud800`
-    escapes give lone surrogates that do not) and holds no NUL (PostgreSQL refuses it in text).
+    escapes give lone surrogates that do not) and holds no NUL (PostgreSQL refuses it in text)
+    unless `allow_nul`: the caller then refuses NULs itself, with an answer to a person.
     """
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, level = stack.pop()
         if isinstance(item, str):
-            _check_text(item)
+            _check_text(item, allow_nul=allow_nul)
             continue
         if isinstance(item, dict):
             children: list[Any] = [*item.keys(), *item.values()]
@@ -75,8 +76,8 @@ def check_tree(value: Any) -> None:
         stack.extend((child, level + 1) for child in children)
 
 
-def _check_text(text: str) -> None:
-    if "\x00" in text:
+def _check_text(text: str, *, allow_nul: bool) -> None:
+    if not allow_nul and "\x00" in text:
         raise BadRequest("the body holds a NUL character")
     if not text.isascii():
         try:

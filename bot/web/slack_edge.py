@@ -61,23 +61,24 @@ def parse_slack_body(body: bytes, content_type: str | None) -> dict[str, Any]:
 
     Mirrors Bolt's own `parse_body` (JSON when the type is exactly application/json or the
     body starts with `{`; else a form, whose `payload` field is JSON), so what passes here is
-    what Bolt parses again.
+    what Bolt parses again. NUL characters pass: the shape check refuses them, so that a
+    person who sent one is told.
     """
     text = decode_utf8(body)
     if not text:
         return {}
     if content_type == "application/json" or text.startswith("{"):
-        return json_object(text)
+        return json_object(text, allow_nul=True)
     if "payload" in text:
         payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
         if payload is None:
             return {}
         try:
-            return json_object(payload)
+            return json_object(payload, allow_nul=True)
         except BadRequest as exc:
             raise BadRequest(f"the payload field: {exc.reason}") from None
     form = dict(parse_qsl(text, keep_blank_values=True))
-    check_tree(form)
+    check_tree(form, allow_nul=True)
     return form
 
 
