@@ -544,7 +544,7 @@ class EntryPoint:
 
 def _command_template(bot: BotHarness) -> bytes:
     return command_body(
-        "note the cache is cold",
+        "INC-1 note the cache is cold",
         user_id="U1",
         channel_id="C1",
         response_url=bot.emulator.response_url(),
@@ -683,6 +683,14 @@ def requests(draw: st.DrawFn, bot: BotHarness) -> tuple[EntryPoint, bytes, dict[
     return entry, body, headers, signed
 
 
+async def with_an_incident(bot: BotHarness) -> None:
+    """INC-1 exists, so that mutated requests reach the use cases, not only the parser."""
+    if await timeline_size(bot) == 0:
+        reply = await bot.command("declare sev2 Checkout is down", user="U1", channel="C1")
+        assert reply.status == 200
+        await bot.settle()
+
+
 PROPERTY = settings(
     max_examples=150,
     deadline=None,
@@ -696,6 +704,7 @@ PROPERTY = settings(
 async def test_every_entry_point_answers_hostile_requests_without_a_5xx(
     bot: BotHarness, errors: Callable[[], list[logging.LogRecord]], data: st.DataObject
 ) -> None:
+    await with_an_incident(bot)
     entry, body, headers, signed = data.draw(requests(bot))
     before = await timeline_size(bot)
     answer = await send(bot, entry.method, entry.path, body, headers)
