@@ -559,6 +559,54 @@ def _shortcut_template(bot: BotHarness) -> bytes:
     return interactivity_body(shortcut_on(bot, "Checkout is down", "C1", "U1")).encode()
 
 
+def _form_template(bot: BotHarness) -> bytes:
+    origin = {"channel": "C1", "ts": "1700000000.000100", "user": "U1", "text": "down"}
+    return interactivity_body(
+        {
+            "type": "view_submission",
+            "user": {"id": "U1", "team_id": "T0001"},
+            "team": {"id": "T0001"},
+            "trigger_id": "1.2.3",
+            "view": {
+                "id": "V1",
+                "type": "modal",
+                "callback_id": CallbackId.DECLARE_MODAL.value,
+                "private_metadata": json.dumps(origin),
+                "state": {
+                    "values": {
+                        "title": {"title": {"type": "plain_text_input", "value": "Down"}},
+                        "severity": {
+                            "severity": {
+                                "type": "static_select",
+                                "selected_option": {"value": "sev2"},
+                            }
+                        },
+                        "private": {"private": {"type": "checkboxes", "selected_options": []}},
+                    }
+                },
+            },
+        }
+    ).encode()
+
+
+def _card_menu_template(bot: BotHarness) -> bytes:
+    payload = with_action(bot, ActionId.STATUS_SELECT, "")
+    payload["actions"] = [
+        {
+            "action_id": ActionId.STATUS_SELECT.value,
+            "block_id": "incident-actions:INC-1",
+            "type": "static_select",
+            "selected_option": {"value": "monitoring"},
+        }
+    ]
+    return interactivity_body(payload).encode()
+
+
+def _member_template(bot: BotHarness) -> bytes:
+    event = {"type": "member_joined_channel", "user": "U2", "channel": "C1", "team": "T0001"}
+    return event_body(event, event_id="Ev2").encode()
+
+
 def _event_template(bot: BotHarness) -> bytes:
     event = {
         "type": "reaction_added",
@@ -594,14 +642,14 @@ ENTRY_POINTS = [
         "POST",
         "/slack/events",
         lambda b: slack_signed(b),
-        (_action_template, _shortcut_template),
+        (_action_template, _shortcut_template, _form_template, _card_menu_template),
     ),
     EntryPoint(
         "slack events",
         "POST",
         "/slack/events",
         lambda b: slack_signed(b, "application/json"),
-        (_event_template,),
+        (_event_template, _member_template),
     ),
     EntryPoint(
         "pagerduty webhook", "POST", "/webhooks/pagerduty", pd_signed, (_pagerduty_template,)
@@ -776,3 +824,50 @@ async def test_every_command_gets_an_answer(
     )
     assert answered, text
     assert errors() == [], [r.getMessage() for r in errors()]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "block_suggestion", "user": {"id": "U1"}, "value": "x"},
+        {"type": "block_suggestion", "user": {"id": "U1"}, "action_id": "a", "block_id": "b"},
+        {"type": "interactive_message", "user": {"id": "U1"}, "actions": [{"name": "x"}]},
+        {"type": "dialog_submission", "user": {"id": "U1"}, "submission": {}},
+        {"type": "dialog_cancellation", "callback_id": 5},
+        {"type": "view_closed", "user": {"id": "U1"}},
+        {"type": "view_closed", "user": {"id": "U1"}, "view": {"type": "modal"}},
+        {"type": "workflow_step_edit", "callback_id": "x"},
+        {"type": "shortcut", "user": {"id": "U1"}, "trigger_id": "1", "callback_id": "x"},
+        {"type": "block_actions", "user": {"id": "U1"}, "trigger_id": "1", "actions": [{}]},
+        {"type": None},
+        {},
+    ],
+)
+async def test_odd_interactive_kinds_are_acked_or_refused_never_a_5xx(
+    bot: BotHarness, errors: Callable[[], list[logging.LogRecord]], payload: dict[str, Any]
+) -> None:
+    reply = await bot.interact(payload)
+    assert reply.status in (200, 400), reply.text
+    await bot.settle()
+    assert errors() == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "message", "channel": "C1", "user": "U1", "text": "hi", "ts": "1.2"},
+        {"type": "message", "subtype": "message_changed", "message": "x"},
+        {"type": "message", "subtype": "message_changed", "message": {"user": 5}},
+        {"type": "function_executed", "function_execution_id": "Fx1", "inputs": 5},
+        {"type": "app_mention", "user": "U1", "text": "<@UBOT> hi", "channel": "C1"},
+        {"type": "member_joined_channel", "user": "U1", "channel": "C1"},
+        {"type": 7},
+    ],
+)
+async def test_odd_events_are_acked_or_refused_never_a_5xx(
+    bot: BotHarness, errors: Callable[[], list[logging.LogRecord]], event: dict[str, Any]
+) -> None:
+    reply = await bot.event(event, event_id="Ev5")
+    assert reply.status in (200, 400), reply.text
+    await bot.settle()
+    assert errors() == []

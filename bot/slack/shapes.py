@@ -294,7 +294,9 @@ def _message_action(body: Mapping[str, Any]) -> None:
 def _view_submission(body: Mapping[str, Any]) -> None:
     _user_id(body)
     view = _object(body, "view", "body")
-    _required_str(view, "type", "body.view")  # Bolt reads it to tell workflow steps apart
+    # Bolt reads view.type to tell workflow steps apart, and then their workflow_step.
+    if _required_str(view, "type", "body.view") == "workflow_step":
+        _object(body, "workflow_step", "body")
     callback_id = _required_str(view, "callback_id", "body.view")
     values = _object(_object(view, "state", "body.view"), "values", "body.view.state")
     for block_id, actions in values.items():
@@ -350,6 +352,10 @@ def _event_callback(body: Mapping[str, Any]) -> None:
             raise _Bad("body.event.channel is not a channel id")
 
 
+def _workflow_step_edit(body: Mapping[str, Any]) -> None:
+    _object(body, "workflow_step", "body")
+
+
 def _url_verification(body: Mapping[str, Any]) -> None:
     _required_str(body, "challenge", "body")
 
@@ -362,4 +368,5 @@ _KINDS = {
     "view_submission": _view_submission,
     "event_callback": _event_callback,
     "url_verification": _url_verification,
+    "workflow_step_edit": _workflow_step_edit,
 }
