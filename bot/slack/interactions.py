@@ -71,8 +71,8 @@ async def declare_shortcut(
         notice = ""
         if kept < len(text):
             notice = (
-                f"The message is long: the incident keeps its first {kept:,} of "
-                f"{len(text):,} characters, and links to the whole message."
+                f"The message is long: the incident's timeline keeps its first {kept:,} "
+                f"of {len(text):,} characters."
             )
         view = blocks.declare_modal(
             title=blocks.truncate(" ".join(text.split()), 150),

@@ -35,7 +35,10 @@ _SIGNATURE_RE = re.compile(r"v0=[0-9a-f]{64}")
 def verify_slack_signature(
     body: bytes, headers: Mapping[str, str], secret: str, now: float
 ) -> bool:
-    """Whether Slack signed these exact bytes (v0 HMAC-SHA256) within five minutes of now."""
+    """Whether Slack signed these exact bytes (v0 HMAC-SHA256) within five minutes of now.
+
+    `headers` is looked up by the names Slack sends; aiohttp's headers ignore case.
+    """
     timestamp = headers.get("X-Slack-Request-Timestamp", "")
     given = headers.get("X-Slack-Signature", "")
     if not secret or not _TIMESTAMP_RE.fullmatch(timestamp):
