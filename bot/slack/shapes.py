@@ -26,15 +26,14 @@ TS_RE = re.compile(r"[0-9]{1,10}\.[0-9]{1,6}")
 MAX_ID = 2**31 - 1
 _ID_RE = re.compile(r"[0-9]{1,10}")
 
-ID_BUTTONS = frozenset(
-    {
-        ActionId.ACKNOWLEDGE_PAGE,
-        ActionId.ESCALATE_PAGE,
-        ActionId.SNOOZE_REMINDER,
-        ActionId.COMPLETE_TASK,
-        ActionId.REMOVE_TASK,
-    }
-)
+# Buttons whose value is an id, and what that id names (as the listeners say it).
+ID_BUTTONS: dict[str, str] = {
+    ActionId.ACKNOWLEDGE_PAGE: "a page",
+    ActionId.ESCALATE_PAGE: "a page",
+    ActionId.SNOOZE_REMINDER: "an incident",
+    ActionId.COMPLETE_TASK: "a task",
+    ActionId.REMOVE_TASK: "a task",
+}
 CARD_MENUS: dict[str, type[Status] | type[Severity]] = {
     ActionId.STATUS_SELECT: Status,
     ActionId.SEVERITY_SELECT: Severity,
@@ -92,10 +91,11 @@ class Refusal:
 
 
 class _Bad(Exception):
-    def __init__(self, reason: str, block: str | None = None) -> None:
+    def __init__(self, reason: str, block: str | None = None, answer: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.block = block
+        self.answer = answer  # a sentence for the person better than DAMAGED, if any
 
 
 def check(body: Mapping[str, Any]) -> Refusal | None:
@@ -140,7 +140,8 @@ def _no_nul(body: Mapping[str, Any]) -> None:
 def _refusal(body: Mapping[str, Any], bad: _Bad) -> Refusal:
     if waiting_person(body) is None:
         return Refusal(reason=bad.reason)
-    return Refusal(reason=bad.reason, answer=DAMAGED.format(reason=bad.reason), block=bad.block)
+    answer = bad.answer or DAMAGED.format(reason=bad.reason)
+    return Refusal(reason=bad.reason, answer=answer, block=bad.block)
 
 
 def _kind(body: Mapping[str, Any]) -> str:
@@ -252,20 +253,21 @@ def _block_actions(body: Mapping[str, Any]) -> None:
         _optional_str(action, "block_id", where)
         _optional_str(action, "value", where)
         if action_id in ID_BUTTONS:
-            _id_value(action, where)
+            _id_value(action, where, ID_BUTTONS[action_id])
         elif action_id in CARD_MENUS:
             _menu_value(action, where, CARD_MENUS[action_id])
     if any(
-        isinstance(action, Mapping) and action.get("action_id") in ID_BUTTONS | CARD_MENUS.keys()
+        isinstance(action, Mapping)
+        and action.get("action_id") in ID_BUTTONS.keys() | CARD_MENUS.keys()
         for action in actions
     ):
         _response_url(body)  # our buttons all sit on messages, which carry one
 
 
-def _id_value(action: Mapping[str, Any], where: str) -> None:
+def _id_value(action: Mapping[str, Any], where: str, names: str) -> None:
     value = action.get("value")
     if not isinstance(value, str) or not _ID_RE.fullmatch(value) or int(value) > MAX_ID:
-        raise _Bad(f"{where}.value is not an id")
+        raise _Bad(f"{where}.value is not an id", answer=f"That button does not name {names}.")
 
 
 def _menu_value(action: Mapping[str, Any], where: str, allowed: type[Status | Severity]) -> None:
