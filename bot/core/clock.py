@@ -101,6 +101,24 @@ def parse_date(text: str) -> date:
         ) from None
 
 
+EARLIEST_YEAR = 2000
+
+
+def check_incident_date(
+    day: date, *, now: datetime, tz: ZoneInfo, typed: str, forms: str = "write `YYYY-MM-DD`"
+) -> None:
+    """Refuse a date no incident can have: before 2000 or after the end of next year.
+
+    Far dates are typos (`9999-12-31`), and converting them between time zones overflows.
+    """
+    latest = now.astimezone(tz).year + 1
+    if not EARLIEST_YEAR <= day.year <= latest:
+        raise UserError(
+            f"{_quote(typed)} is not a date an incident can have: give one from "
+            f"{EARLIEST_YEAR} to {latest} ({forms})."
+        )
+
+
 def _parse_clock_time(text: str) -> time:
     match = _TIME_RE.match(text.strip())
     if match is None:
@@ -153,6 +171,8 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> datetime:
         raise UserError(f"{_quote(text)} is not a time: {TIME_FORMATS}.")
     clock_time = _parse_clock_time(words[0])
     local_now = now.astimezone(tz)
+    if day is not None:
+        check_incident_date(day, now=now, tz=tz, typed=text, forms=TIME_FORMATS)
     when = _localize(day or local_now.date(), clock_time, tz, text.strip())
     if when > now:
         hint = ""

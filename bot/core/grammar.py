@@ -9,7 +9,7 @@ from datetime import date, datetime
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from bot.core.clock import looks_like_date, parse_date, take_time
+from bot.core.clock import check_incident_date, looks_like_date, parse_date, take_time
 from bot.core.enums import Severity, Status
 from bot.errors import UserError
 
@@ -569,6 +569,9 @@ def _parse_due(args: _Args, word: str) -> date:
         due = parse_date(word)
     except UserError:
         raise args.error(f"{_quote(word)} is not a date on the calendar") from None
+    check_incident_date(
+        due, now=args.now, tz=args.tz, typed=word, forms="write the due date `YYYY-MM-DD`"
+    )
     today = args.now.astimezone(args.tz).date()
     if due < today:
         raise args.error(f"The due date {due.isoformat()} has already passed")

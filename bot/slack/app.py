@@ -10,6 +10,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -69,13 +71,14 @@ def build_bolt_app(
         client=make_slack_client(token=None, base_url=client.base_url),
         signing_secret="verified-at-the-edge",  # unused: verification is off (see below)
         authorize=authorize,
-        # The edge checked the signature on the raw bytes before recording the request; a
-        # request run again after a crash is stale by then and must not be refused.
+        # The edge (bot/web/slack_edge.py) checked the signature on the raw bytes before the
+        # request was recorded; one run again after a crash is stale by then: not refused.
         request_verification_enabled=False,
         # Listeners ack and hand their work to a tracked task, so they return at once: the
         # answer goes out when the listener returns, with no polling for the ack.
         process_before_response=True,
-        raise_error_for_unhandled_request=False,
+        # Kinds without a listener come to `on_error` below, which acks them with a 200.
+        raise_error_for_unhandled_request=True,
         ignoring_self_events_enabled=True,
         logger=logging.getLogger("bot.slack"),
     )
@@ -107,12 +110,46 @@ def build_bolt_app(
     # Messages in channels arrive when the app is added to them; nothing to do with them.
     app.event(re.compile(r"^message$"))(_ignore)
 
+    unhandled = UnhandledKinds()
+
     @app.error
-    async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_error(
+        error: Exception, body: dict[str, Any], respond: AsyncRespond
+    ) -> BoltResponse | None:
+        if isinstance(error, BoltUnhandledRequestError):
+            return unhandled.ack(body)
         await show_error(error, body=body, respond=respond, client=client)
+        return None
 
     return app
 
 
 async def _ignore() -> None:
     return None
+
+
+class UnhandledKinds:
+    """Requests no listener takes: acked with a 200, since Slack treats 404 as a failure.
+
+    A button from an older version of a message, an unknown callback_id or an event type the
+    app does not use is logged at DEBUG; `app_rate_limited` (Slack is dropping our events) is a
+    WARNING, once per process.
+    """
+
+    def __init__(self) -> None:
+        self.rate_limited_warned = False
+
+    def ack(self, body: dict[str, Any]) -> BoltResponse:
+        """The 200 for a request without a listener, logged as above."""
+        kind = body.get("type") or ("command" if "command" in body else "unknown")
+        if kind == "app_rate_limited":
+            if not self.rate_limited_warned:
+                self.rate_limited_warned = True
+                log.warning(
+                    "Slack is rate-limiting the events it sends this app "
+                    "(app_rate_limited, minute %s); some events were dropped",
+                    body.get("minute_rate_limited"),
+                )
+        else:
+            log.debug("no listener for a Slack %s request; acked", kind)
+        return BoltResponse(status=200, body="")

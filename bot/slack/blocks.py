@@ -427,8 +427,12 @@ def declare_modal(
     severity: Severity | None = None,
     services: Sequence[str] = (),
     private_metadata: str = "",
+    notice: str = "",
 ) -> Block:
-    """The declare modal view (for views.open): title, severity, service, impact, private."""
+    """The declare modal view (for views.open): title, severity, service, impact, private.
+
+    `notice` is a line shown under the inputs (e.g. that a long message was cut).
+    """
     if len(private_metadata) > MAX_PRIVATE_METADATA:
         raise ValueError(
             f"private_metadata is {len(private_metadata)} characters; "
@@ -499,6 +503,8 @@ def declare_modal(
             _input(BlockId.PRIVATE, "Visibility", private_element, optional=True),
         ],
     }
+    if notice:
+        view["blocks"].append(_context(notice))
     if private_metadata:
         view["private_metadata"] = private_metadata
     return view

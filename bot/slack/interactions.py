@@ -50,25 +50,64 @@ async def _change_from_card(
 
 
 async def declare_shortcut(
-    ack: AsyncAck, shortcut: dict[str, Any], client: AsyncWebClient, services: Services
+    ack: AsyncAck,
+    shortcut: dict[str, Any],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    services: Services,
 ) -> None:
     """Message shortcut: the form, remembering the message it came from."""
     await ack()
-    message = shortcut.get("message", {})
-    origin = {
-        "channel": shortcut.get("channel", {}).get("id"),
-        "ts": message.get("ts"),
-        "user": message.get("user"),
-        "text": blocks.truncate(message.get("text", ""), MAX_ORIGIN_TEXT),
-    }
-    title = blocks.truncate(" ".join(str(origin["text"]).split()), 150)
-    view = blocks.declare_modal(
-        title=title,
-        services=all_services(services.playbooks),
-        private_metadata=json.dumps(origin),
-    )
-    # trigger_id lives 3 s: views.open runs inside the listener, right after the ack.
-    await client.views_open(trigger_id=shortcut["trigger_id"], view=view)
+
+    async def open_form() -> None:
+        message = shortcut.get("message") or {}
+        text = str(message.get("text") or "")
+        origin = {
+            "channel": (shortcut.get("channel") or {}).get("id"),
+            "ts": message.get("ts"),
+            "user": message.get("user") if isinstance(message.get("user"), str) else None,
+        }
+        metadata, kept = fit_origin(origin, text)
+        notice = ""
+        if kept < len(text):
+            notice = (
+                f"The message is long: the incident's timeline keeps its first {kept:,} "
+                f"of {len(text):,} characters."
+            )
+        view = blocks.declare_modal(
+            title=blocks.truncate(" ".join(text.split()), 150),
+            services=all_services(services.playbooks),
+            private_metadata=metadata,
+            notice=notice,
+        )
+        # trigger_id lives 3 s: views.open runs right after the ack.
+        await client.views_open(trigger_id=shortcut["trigger_id"], view=view)
+
+    after_ack(services, open_form(), body=body, respond=None, client=client)
+
+
+def fit_origin(origin: dict[str, Any], text: str) -> tuple[str, int]:
+    """The origin as private_metadata, with as much of text as fits Slack's 3,000 characters.
+
+    Returns the metadata and how many characters of text it keeps. Length is measured after
+    JSON escaping (`й` is `\\u0439`, six characters), so any text fits by being cut.
+    """
+
+    def dumped(count: int) -> str:
+        return json.dumps({**origin, "text": text[:count]}, ensure_ascii=False)
+
+    low, high = 0, min(len(text), MAX_ORIGIN_TEXT)
+    if len(dumped(high)) <= blocks.MAX_PRIVATE_METADATA:
+        return dumped(high), high
+    while low < high:  # the longest prefix that fits
+        middle = (low + high + 1) // 2
+        if len(dumped(middle)) <= blocks.MAX_PRIVATE_METADATA:
+            low = middle
+        else:
+            high = middle - 1
+    if len(dumped(low)) > blocks.MAX_PRIVATE_METADATA:
+        return "", 0  # even the ids do not fit: declare without an origin
+    return dumped(low), low
 
 
 async def declare_submitted(
@@ -143,7 +182,7 @@ def id_button(names: str, use_case: IdUseCase) -> Callable[..., Awaitable[None]]
         services: Services, body: dict[str, Any], action: dict[str, Any]
     ) -> usecases.Reply:
         value = str(action.get("value", ""))
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit() and len(value) <= 10):
             raise UserError(f"That button does not name {names}.")
         return await use_case(services, int(value), body, action)
 

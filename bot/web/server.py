@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -20,7 +19,10 @@ from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
 from bot.services import Services
-from bot.web import tracker_webhooks
+from bot.slack import shapes
+from bot.web import protocol_errors, tracker_webhooks
+from bot.web.bodies import BadRequest, json_object
+from bot.web.slack_edge import content_type_of, parse_slack_body, refuse, verify_slack_signature
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ BOLT = web.AppKey("bolt", AsyncApp)
 def create_web_app(*, services: Services, bolt: AsyncApp) -> web.Application:
     """The whole HTTP surface of `python -m bot serve`."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[count_requests])
+    protocol_errors.install()  # malformed HTTP and hang-ups: one WARNING line, rate-limited
     app[SERVICES] = services
     app[BOLT] = bolt
     app.router.add_post("/slack/events", slack_events)
@@ -79,41 +82,32 @@ async def count_requests(
 
 
 async def slack_events(request: web.Request) -> web.StreamResponse:
-    """Slash commands, interactivity and events: signed, then recorded, then answered."""
+    """Slash commands, interactivity and events: signature, shape, recorded, then answered."""
     services = request.app[SERVICES]
     raw = await request.read()
     secret = services.settings.secret("SLACK_SIGNING_SECRET")
-    if not _slack_signed(raw, request, secret, now=time.time()):
-        return web.json_response({"error": "invalid request signature"}, status=401)
+    if not verify_slack_signature(raw, request.headers, secret, time.time()):
+        return web.json_response({"error": "bad or missing Slack signature"}, status=401)
+    content_type = content_type_of(request.headers)
     try:
-        body = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return web.json_response({"error": "the body is not UTF-8"}, status=400)
-    content_type = request.headers.get("Content-Type", "")
+        payload = parse_slack_body(raw, content_type)
+    except BadRequest as exc:
+        return web.json_response({"error": exc.reason}, status=400)
+    if (refusal := shapes.check(payload)) is not None:
+        return refuse(services, payload, refusal)
+    body = raw.decode()  # UTF-8: parse_slack_body refused anything else
     # Durable before the ack: once Slack has our 200 it never sends this again.
-    ticket = await services.inbox.record(source="slack", content_type=content_type, body=body)
+    kind = content_type or ""
+    ticket = await services.inbox.record(source="slack", content_type=kind, body=body)
     token = inbox.CURRENT.set(ticket)
     try:
         bolt_response = await request.app[BOLT].async_dispatch(
-            AsyncBoltRequest(body=body, headers={"content-type": content_type})
+            AsyncBoltRequest(body=body, headers={"content-type": kind})
         )
     finally:
         inbox.CURRENT.reset(token)
     services.inbox.finish_soon(ticket, services.inflight.spawn)
     return await to_aiohttp_response(bolt_response)
-
-
-def _slack_signed(raw: bytes, request: web.Request, secret: str, *, now: float) -> bool:
-    """Slack's v0 signature over the raw bytes, within 5 minutes; anything odd is unsigned."""
-    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-    signature = request.headers.get("X-Slack-Signature", "")
-    if not timestamp.isascii() or not timestamp.isdigit() or not signature.isascii():
-        return False
-    if abs(now - int(timestamp)) > 60 * 5:
-        return False
-    base = b"v0:" + timestamp.encode() + b":" + raw
-    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
@@ -143,7 +137,9 @@ async def postmortem(request: web.Request) -> web.StreamResponse:
     given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix(
         "Bearer "
     )
-    if not secret.strip() or not hmac.compare_digest(given.encode(), secret.encode()):
+    # Header bytes that are not UTF-8 reach us as surrogates: no token, not a 500.
+    given_bytes = given.encode("utf-8", "surrogateescape")
+    if not secret.strip() or not hmac.compare_digest(given_bytes, secret.encode()):
         # The same answer whether the incident exists or not, private or not.
         return web.json_response({"error": "a valid POSTMORTEM_TOKEN is required"}, status=401)
     try:
@@ -173,11 +169,13 @@ async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
     if not secret or not _pagerduty_signed(body, request, secret):
         return web.json_response({"error": "bad or missing X-PagerDuty-Signature"}, status=401)
     try:
-        event = json.loads(body)["event"]
+        event = json_object(body)["event"]
         event_type, data = str(event["event_type"]), event.get("data") or {}
         if not isinstance(data, dict):
             raise TypeError("data is not an object")
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except BadRequest as exc:
+        return web.json_response({"error": exc.reason}, status=400)
+    except (KeyError, TypeError, AttributeError):
         return web.json_response({"error": "not a PagerDuty V3 webhook payload"}, status=400)
     if event_type != "incident.acknowledged":
         return web.json_response({"ignored": event_type})
@@ -214,4 +212,6 @@ async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
 def _pagerduty_signed(body: bytes, request: web.Request, secret: str) -> bool:
     expected = "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     given = request.headers.get("X-PagerDuty-Signature", "")
+    if not given.isascii():  # compare_digest raises TypeError on other text
+        return False
     return any(hmac.compare_digest(expected, s.strip()) for s in given.split(","))
