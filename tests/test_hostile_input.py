@@ -27,12 +27,15 @@ from bot.core.clock import FakeClock
 from bot.db.models import TimelineEntry
 from bot.emulator import SlackEmulator
 from bot.slack.ids import ActionId, CallbackId
+from bot.web import protocol_errors
 from tests.conftest import SIGNING_SECRET as SLACK_SECRET
 from tests.conftest import BotHarness, make_settings, start_bot, stop_bot
 from tests.slack_requests import command_body, event_body, interactivity_body
 
 PD_SECRET = "pd-webhook-secret-for-tests"
 PM_TOKEN = "postmortem-token-for-tests"
+GH_SECRET = "github-webhook-secret-for-tests"
+JIRA_SECRET = "jira-webhook-secret-for-tests"
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -46,6 +49,8 @@ async def bot(
         api_url=emulator.url,
         PAGERDUTY_WEBHOOK_SECRET=PD_SECRET,
         POSTMORTEM_TOKEN=PM_TOKEN,
+        GITHUB_WEBHOOK_SECRET=GH_SECRET,
+        JIRA_WEBHOOK_SECRET=JIRA_SECRET,
     )
     harness, runner = await start_bot(settings=config, emulator=emulator, clock=clock)
     try:
@@ -99,6 +104,21 @@ def slack_signed(body: bytes, content_type: str = FORM) -> dict[str, str]:
 def pd_signed(body: bytes) -> dict[str, str]:
     digest = hmac.new(PD_SECRET.encode(), body, hashlib.sha256).hexdigest()
     return {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={digest}"}
+
+
+def github_signed(body: bytes) -> dict[str, str]:
+    digest = hmac.new(GH_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "issues",
+        "X-GitHub-Delivery": f"d-{time.monotonic_ns()}",
+        "X-Hub-Signature-256": f"sha256={digest}",
+    }
+
+
+def jira_signed(body: bytes) -> dict[str, str]:
+    digest = hmac.new(JIRA_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Hub-Signature": f"sha256={digest}"}
 
 
 async def slack(bot: BotHarness, body: bytes, content_type: str = FORM) -> Answer:
@@ -255,6 +275,8 @@ async def test_a_client_closing_mid_body_is_one_warning_and_no_error(
     def hang_ups() -> list[logging.LogRecord]:
         return [r for r in caplog.records if r.name == "aiohttp.server"]
 
+    protocol_errors.install().reset()  # one policy per process: earlier tests used its burst
+
     head = b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     await raw_http(bot, head + b"Content-Length: 5000\r\n\r\n" + b'{"a": 1', close_early=True)
     for _ in range(500):  # the server notices the hang-up on its next turn of the loop
@@ -398,7 +420,11 @@ async def test_app_rate_limited_is_acked_and_warned_once(
     ).encode()
     for _ in range(3):
         assert (await slack(bot, body, "application/json")).status == 200
-    warned = [r for r in caplog.records if "app_rate_limited" in r.getMessage()]
+    warned = [
+        r
+        for r in caplog.records
+        if r.name.startswith("bot") and "app_rate_limited" in r.getMessage()
+    ]
     assert len(warned) == 1 and warned[0].levelno == logging.WARNING
     assert errors() == []
 
@@ -638,6 +664,27 @@ def _pagerduty_template(bot: BotHarness) -> bytes:
     ).encode()
 
 
+def _github_template(bot: BotHarness) -> bytes:
+    return json.dumps(
+        {
+            "action": "closed",
+            "issue": {"number": 1, "state": "closed", "state_reason": "completed", "body": "x"},
+            "repository": {"full_name": "acme/infra"},
+            "sender": {"login": "octocat"},
+        }
+    ).encode()
+
+
+def _jira_template(bot: BotHarness) -> bytes:
+    return json.dumps(
+        {
+            "webhookEvent": "jira:issue_updated",
+            "timestamp": 1700000000000,
+            "issue": {"key": "OPS-1", "fields": {"status": {"statusCategory": {"key": "done"}}}},
+        }
+    ).encode()
+
+
 def _bearer(body: bytes) -> dict[str, str]:
     return {"Authorization": f"Bearer {PM_TOKEN}"}
 
@@ -664,6 +711,8 @@ ENTRY_POINTS = [
         "pagerduty webhook", "POST", "/webhooks/pagerduty", pd_signed, (_pagerduty_template,)
     ),
     EntryPoint("postmortem", "GET", "/incidents/1/postmortem.md", _bearer),
+    EntryPoint("github webhook", "POST", "/webhooks/github", github_signed, (_github_template,)),
+    EntryPoint("jira webhook", "POST", "/webhooks/jira", jira_signed, (_jira_template,)),
 ]
 # Other entry points (/webhooks/alertmanager, /webhooks/grafana, /webhooks/github,
 # /webhooks/jira) are covered by appending them here with their authentication.

@@ -51,6 +51,10 @@ class ProtocolErrorPolicy(logging.Filter):
         self._shown = 0
         self._left_out = 0
 
+    def reset(self) -> None:
+        """Start a new window with nothing shown (tests share one process-wide policy)."""
+        self._window_start, self._shown, self._left_out = self.clock(), 0, 0
+
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if error is None or not _is_caller_fault(error):
