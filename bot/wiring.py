@@ -10,7 +10,6 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
@@ -32,7 +31,7 @@ from bot.reminders import Reminders
 from bot.services import Services, build_services
 from bot.slack.app import SlackIdentity, build_bolt_app
 from bot.slack.effects import SlackEffects
-from bot.web.server import BOLT, create_web_app
+from bot.web.server import create_web_app
 
 log = logging.getLogger(__name__)
 
@@ -159,26 +158,27 @@ async def socket_mode(settings: Settings) -> None:
     Slack's connection refreshes lose nothing: the next connection opens before the old one
     closes (bot/slack/socket_mode.py).
     """
-    from bot.slack.socket_mode import SocketMode
+    from bot.slack.socket_mode import Intake, SocketMode
 
     settings.require("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
-    if settings.SLACK_SIGNING_SECRET is None:
-        # Socket Mode requests are not signed; Bolt still wants a value.
-        settings = settings.model_copy(update={"SLACK_SIGNING_SECRET": _unused_secret()})
     services = build_services(settings)  # checks DATABASE_URL first
     services.playbooks = tuple(load_playbooks(settings))
     runner: web.AppRunner | None = None
     socket: SocketMode | None = None
     try:
         await check_database(services)
-        app, identity = build_web(services)
+        bolt, identity = build_listeners(services)
+        # No /slack/events here: requests come over the socket, and nothing on PORT may
+        # reach the listeners without Slack's signature.
+        app = create_web_app(services=services, bolt=bolt, slack_events=False)
         await verify_slack_token(identity)
         runner = await _start_http(services, app)
         socket = SocketMode(
-            bolt=app[BOLT],
+            bolt=bolt,
             app_token=settings.secret("SLACK_APP_TOKEN"),
             slack=services.slack,
             metrics=services.metrics,
+            intake=Intake(inbox=services.inbox, spawn=services.inflight.spawn),
         )
         await socket.start()
         start_background(services)
@@ -279,7 +279,3 @@ async def check_playbooks(settings: Settings, directory: str | None) -> list[str
     if problems is None:
         problems = await check_directory(path, lookup_user=None, source_exists=sources)
     return [format_problem(problem) for problem in problems]
-
-
-def _unused_secret() -> SecretStr:
-    return SecretStr("socket-mode-requests-are-not-signed")

@@ -30,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import inbox
 from bot.config import WHERE
 from bot.errors import ConfigError
 from bot.metrics import Metrics
@@ -55,12 +56,16 @@ REMEMBERED_ENVELOPES = 2048  # envelope ids whose answer is kept, to answer a re
 _FAILURES = (SlackApiError, aiohttp.ClientError, OSError, TimeoutError)
 
 
-async def handle_envelope(bolt: AsyncApp, envelope: Mapping[str, Any]) -> Ack | None:
+async def handle_envelope(
+    bolt: AsyncApp, envelope: Mapping[str, Any], *, intake: Intake | None = None
+) -> Ack | None:
     """Dispatch one envelope into the Bolt app; the ack to send back, or None for no ack.
 
     Exactly what slack_bolt's AsyncSocketModeHandler does: the payload becomes a Socket Mode
     Bolt request (retry headers included), and Bolt's answer becomes the ack's payload. No ack
     when Bolt did not answer 200 (no listener, or one failed before acking), as over HTTP.
+    With an `intake`, the payload is committed to the inbox before anything else, as over
+    HTTP: a process that dies after the ack leaves it for another to run.
     """
     request = SocketModeRequest.from_dict(dict(envelope))
     if request is None:
@@ -69,8 +74,27 @@ async def handle_envelope(bolt: AsyncApp, envelope: Mapping[str, Any]) -> Ack | 
     bolt_request = AsyncBoltRequest(
         mode="socket_mode", body=request.payload, headers=build_headers(request)
     )
-    response = await bolt.async_dispatch(bolt_request)
+    if intake is None:
+        return ack_for(request.envelope_id, await bolt.async_dispatch(bolt_request))
+    # Run again after a crash, the payload reads as the JSON body of an HTTP request.
+    ticket = await intake.inbox.record(
+        source="socket", content_type="application/json", body=json.dumps(request.payload)
+    )
+    token = inbox.CURRENT.set(ticket)
+    try:
+        response = await bolt.async_dispatch(bolt_request)
+    finally:
+        inbox.CURRENT.reset(token)
+    intake.inbox.finish_soon(ticket, intake.spawn)
     return ack_for(request.envelope_id, response)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """Where envelopes are recorded before they are acknowledged."""
+
+    inbox: inbox.Inbox
+    spawn: Callable[..., object]
 
 
 def ack_for(envelope_id: str, response: BoltResponse) -> Ack | None:
@@ -123,6 +147,7 @@ class SocketMode:
         connect_timeout: float = 30.0,
         retire_after: float = 60.0,
         drain_seconds: float = 5.0,
+        intake: Intake | None = None,
     ) -> None:
         """`slack` is the bot's Web API client: apps.connections.open goes to its base URL.
 
@@ -133,6 +158,7 @@ class SocketMode:
         acknowledged.
         """
         self._bolt = bolt
+        self._intake = intake
         self._app_token = app_token
         self._slack = slack
         self._metrics = metrics or Metrics()
@@ -333,7 +359,9 @@ class SocketMode:
         envelope_id: str = envelope["envelope_id"]
         answer = self._answers.get(envelope_id)
         if answer is None:
-            answer = asyncio.ensure_future(handle_envelope(self._bolt, envelope))
+            answer = asyncio.ensure_future(
+                handle_envelope(self._bolt, envelope, intake=self._intake)
+            )
             self._answers[envelope_id] = answer
             while len(self._answers) > REMEMBERED_ENVELOPES:
                 self._answers.popitem(last=False)

@@ -33,13 +33,16 @@ WEBHOOK_OUTCOMES = {400: "bad_request", 401: "unauthorized", 404: "off", 413: "t
 BOLT = web.AppKey("bolt", AsyncApp)
 
 
-def create_web_app(*, services: Services, bolt: AsyncApp) -> web.Application:
+def create_web_app(
+    *, services: Services, bolt: AsyncApp, slack_events: bool = True
+) -> web.Application:
     """The whole HTTP surface of `python -m bot serve`."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[count_requests])
     protocol_errors.install()  # malformed HTTP and hang-ups: one WARNING line, rate-limited
     app[SERVICES] = services
     app[BOLT] = bolt
-    app.router.add_post("/slack/events", slack_events)
+    if slack_events:  # off in Socket Mode, where nothing signs what arrives on PORT
+        app.router.add_post("/slack/events", slack_events_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get(r"/incidents/{number:\d{1,9}}/postmortem.md", postmortem)
@@ -81,7 +84,7 @@ async def count_requests(
             services.metrics.inc("webhook_requests_total", endpoint="pagerduty", outcome=outcome)
 
 
-async def slack_events(request: web.Request) -> web.StreamResponse:
+async def slack_events_handler(request: web.Request) -> web.StreamResponse:
     """Slash commands, interactivity and events: signature, shape, recorded, then answered."""
     services = request.app[SERVICES]
     raw = await request.read()
