@@ -35,6 +35,8 @@ TABLES = {
     "person",
     "lease",
     "apscheduler_jobs",
+    "alert_group",
+    "alert",
 }
 
 
