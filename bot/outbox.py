@@ -65,6 +65,8 @@ class EffectKind(StrEnum):
     RESOLVE_PAGES = "resolve_pages"  # tell the providers the incident is over
     SCHEDULE = "schedule"
     CANCEL_TIMERS = "cancel_timers"
+    PROCESS_ALERTS = "process_alerts"  # a webhook's alerts: group, declare, record
+    ALERT_DIGEST = "alert_digest"  # new and resolved alerts told in the channel, coalesced
 
 
 Executor = Callable[[SideEffect, Mapping[str, Any]], Awaitable[None]]

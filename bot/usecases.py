@@ -7,6 +7,7 @@ transaction) and only then acts: the side-effect runner makes the Slack calls af
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -90,6 +91,8 @@ class Declaration:
     service: str | None = None
     impact: str | None = None
     origin: Origin | None = None
+    source: str = "command"  # command, form, shortcut, alert
+    started_at: datetime | None = None  # when impact began, if known (an alert's startsAt)
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,7 @@ async def declare(
                         playbook=playbook,
                         declared_by=actor,
                         declared_at=now,
+                        started_at=declaration.started_at,
                     )
                 )
                 await _record_declaration(
@@ -266,9 +270,15 @@ async def _record_declaration(
     actor = incident.declared_by
     assert incident.id is not None
     sev = severity_label(incident.severity)
+    # A monitoring system (an alert route) declares too; it is nobody to invite or tell.
+    person = is_person(actor)
+    by = "" if person else f" by {actor}"
     events = [
         TimelineEvent(
-            EntryKind.DECLARED, now, f"Incident declared ({sev}): {incident.title}", actor
+            EntryKind.DECLARED,
+            now,
+            f"Incident declared{by} ({sev}): {incident.title}",
+            actor if person else None,
         )
     ]
     repo.record(incident, events, recorded_at=now)
@@ -287,7 +297,8 @@ async def _record_declaration(
                 permalink=origin.permalink,
             )
         )
-    await repo.assign(incident.id, role=COMMANDER_ROLE, user_id=actor, by=actor, at=now)
+    if person:
+        await repo.assign(incident.id, role=COMMANDER_ROLE, user_id=actor, by=actor, at=now)
     await enqueue(
         session,
         kind=EffectKind.CREATE_CHANNEL,
@@ -302,6 +313,8 @@ async def _record_declaration(
         (EffectKind.POST_CARD, {}),
         (EffectKind.SYNC_CARD, {}),
     ]
+    if not person:
+        effects = effects[2:]
     if not incident.private and services.settings.INCIDENTS_CHANNEL:
         effects.append((EffectKind.ANNOUNCE, {"event": "declared"}))
     for kind, payload in effects:
@@ -801,3 +814,11 @@ async def find_incident(
     if incident is None:
         raise UserError("That incident no longer exists.")
     return await _find(services, asked=replace(asked, number=incident.number))
+
+
+_PERSON = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def is_person(actor: str) -> bool:
+    """Whether an actor is a Slack user (not a monitoring system declaring on a route's behalf)."""
+    return _PERSON.match(actor) is not None

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
 from bot import postmortems
+from bot.alerts import AlertWork
 from bot.config import Settings
 from bot.core.grammar import parse_incident_ref
 from bot.core.playbooks import Playbook
@@ -45,6 +46,7 @@ def prepare(services: Services) -> None:
     """Register what the background runs (side effects, timers); nothing starts running yet."""
     services.effects.register(SlackEffects(services).executors())
     services.effects.register(Paging(services).executors())
+    services.effects.register(AlertWork(services).executors())
     reminders = Reminders(services)
     services.effects.register(reminders.executors())
     services.timers.start(reminders.handle)

@@ -175,7 +175,9 @@ def _links(one: AlertIn) -> dict[str, str]:
         "Panel": one.panel_url,
         "Silence": one.silence_url,
     }
-    return {name: url for name, url in found.items() if url and url.startswith(("http://", "https://"))}
+    return {
+        name: url for name, url in found.items() if url and url.startswith(("http://", "https://"))
+    }
 
 
 def _labels_key(labels: Mapping[str, str]) -> str:
@@ -314,9 +316,7 @@ def _shorten(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def entry_text(
-    alert: Alert, *, resolved: bool, common: Mapping[str, str] | None = None
-) -> str:
+def entry_text(alert: Alert, *, resolved: bool, common: Mapping[str, str] | None = None) -> str:
     """`HighErrorRate fired (instance=web-1, pod=a): Error rate above 5%` for the timeline.
 
     `common` are labels every alert of the group shares; they do not tell it apart.

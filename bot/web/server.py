@@ -19,6 +19,7 @@ from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
 from bot.services import Services
+from bot.web import alert_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ def create_web_app(*, services: Services, bolt: AsyncApp) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get(r"/incidents/{number:\d{1,9}}/postmortem.md", postmortem)
     app.router.add_post("/webhooks/pagerduty", pagerduty_webhook)
+    app.router.add_post("/webhooks/alertmanager", alert_webhooks.alertmanager(services))
+    app.router.add_post("/webhooks/grafana", alert_webhooks.grafana(services))
     return app
 
 

@@ -1,0 +1,592 @@
+"""From alerts to incidents: intake, grouping, declaring (or asking), timeline, digests.
+
+The webhook answers once the delivery is committed: its routed alerts go into one outbox row
+(`PROCESS_ALERTS`) in one transaction, so a kill -9 after the 2xx loses nothing and every
+delivery is answered fast even in a storm. The outbox runner then records each alert once
+(same fingerprint, else labels, and startsAt: the same alert), declares one incident per group
+(or asks in ALERTS_CHANNEL), and writes every alert on the incident's timeline at its own time.
+What the channel is told about new and resolved alerts is coalesced: one digest per incident
+at most every `DIGEST_EVERY`, whatever the size of the storm; the card's firing count follows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from bot import paging, usecases
+from bot.core.alerts import (
+    SOURCE_NAMES,
+    Alert,
+    Routed,
+    entry_text,
+    incident_title,
+    read_payload,
+    route_alert,
+)
+from bot.core.clock import format_time
+from bot.core.enums import EntryKind, EntrySource, Severity, Status
+from bot.db.models import AlertGroup, AlertRecord, Incident, SideEffect, TimelineEntry
+from bot.db.repo import IncidentRepo
+from bot.errors import SideEffectFailed, UserError
+from bot.outbox import EffectKind, Executor, enqueue, enqueue_post
+from bot.services import Services
+from bot.slack import alert_blocks
+from bot.usecases import Asked, Declaration, Reply, transaction
+
+log = logging.getLogger(__name__)
+
+DIGEST_EVERY = timedelta(seconds=10)  # at most one channel message about alerts per incident
+IN_CLAUSE = 500  # identities looked up per query
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What a delivery held."""
+
+    received: int
+    routed: int
+
+    @property
+    def unrouted(self) -> int:
+        return self.received - self.routed
+
+
+# -- in the request -----------------------------------------------------------------------
+
+
+async def receive(services: Services, *, source: str, body: bytes) -> Intake:
+    """Read, route and commit a delivery (PayloadRefused when it is malformed)."""
+    alerts = read_payload(body, source=source)
+    routed = [r for r in (route_alert(services.playbooks, a) for a in alerts) if r is not None]
+    services.metrics.inc("alerts_received_total", len(alerts), source=source)
+    if len(routed) < len(alerts):
+        services.metrics.inc("alerts_unrouted_total", len(alerts) - len(routed), source=source)
+    if routed:
+        async with transaction(services) as session:
+            await enqueue(
+                session,
+                kind=EffectKind.PROCESS_ALERTS,
+                incident_id=None,
+                now=services.clock.now(),
+                payload={"source": source, "alerts": [_routed_json(r) for r in routed]},
+            )
+    return Intake(received=len(alerts), routed=len(routed))
+
+
+def _routed_json(routed: Routed) -> dict[str, Any]:
+    return {
+        "alert": routed.alert.to_json(),
+        "playbook": routed.playbook,
+        "route": routed.route,
+        "severity": routed.severity.value,
+        "declare": routed.declare,
+        "group": routed.group,
+        "group_label": routed.group_label,
+    }
+
+
+def _routed_from_json(data: Mapping[str, Any]) -> Routed:
+    return Routed(
+        alert=Alert.from_json(data["alert"]),
+        playbook=str(data["playbook"]),
+        route=int(data["route"]),
+        severity=Severity(data["severity"]),
+        declare=str(data["declare"]),
+        group=str(data["group"]),
+        group_label=str(data["group_label"]),
+    )
+
+
+# -- after the answer: grouping, declaring, the timeline ----------------------------------
+
+
+class _AlreadyDeclared(Exception):
+    def __init__(self, ref: str) -> None:
+        super().__init__(ref)
+        self.ref = ref
+
+
+class AlertWork:
+    """Outbox executors for alerts; bound to the services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def executors(self) -> dict[str, Executor]:
+        return {
+            EffectKind.PROCESS_ALERTS: self.process,
+            EffectKind.ALERT_DIGEST: self.digest,
+        }
+
+    async def process(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        """A delivery's alerts, group by group."""
+        groups: dict[str, list[Routed]] = {}
+        for item in payload.get("alerts", []):
+            routed = _routed_from_json(item)
+            groups.setdefault(routed.group, []).append(routed)
+        for items in groups.values():
+            await self._process_group(items)
+
+    async def _process_group(self, items: Sequence[Routed]) -> None:
+        key = items[0].group
+        async with self.services.locks.hold(f"alert-group:{key}"):
+            for attempt in range(5):
+                try:
+                    declare = await self._record(items)
+                    break
+                except IntegrityError:
+                    # Another process created the group or an alert at the same moment.
+                    if attempt == 4:
+                        raise SideEffectFailed("process_alerts", "kept colliding") from None
+            if declare is not None:
+                try:
+                    await declare_group(self.services, group_id=declare, actor=None)
+                except _AlreadyDeclared:
+                    pass  # another process declared it a moment ago; the alerts are on it
+                except UserError as exc:
+                    log.warning("alerts of group %s not declared: %s", key[:12], exc.message)
+
+    async def _record(self, items: Sequence[Routed]) -> int | None:
+        """Record the alerts once; the group's id when it needs declaring now."""
+        services = self.services
+        first = items[0]
+        source = first.alert.source
+        now = services.clock.now()
+        async with transaction(services) as session:
+            group = (
+                await session.execute(
+                    select(AlertGroup).where(AlertGroup.key == first.group).with_for_update()
+                )
+            ).scalar_one_or_none()
+            if group is None:
+                group = AlertGroup(
+                    key=first.group,
+                    label=first.group_label,
+                    source=source,
+                    playbook=first.playbook,
+                    route=first.route,
+                    severity=first.severity,
+                    declare=first.declare,
+                    created_at=now,
+                )
+                session.add(group)
+                await session.flush()
+            assert group.id is not None
+            # One version per alert: a resolved one wins over a firing one in the same batch.
+            latest: dict[str, Routed] = {}
+            for item in items:
+                seen = latest.get(item.alert.identity)
+                if seen is None or item.alert.ends_at is not None:
+                    latest[item.alert.identity] = item
+            existing = await _existing(session, list(latest))
+            repeats = len(items) - len(latest)
+            changed: list[AlertRecord] = []
+            for identity, item in latest.items():
+                row = existing.get(identity)
+                if row is None:
+                    row = _new_row(item, group_id=group.id, identity=identity, now=now)
+                    session.add(row)
+                    changed.append(row)
+                elif item.alert.ends_at is not None and row.ends_at is None:
+                    row.ends_at = item.alert.ends_at
+                    changed.append(row)
+                else:
+                    repeats += 1
+            if repeats:
+                services.metrics.inc("alerts_deduplicated_total", repeats, source=source)
+            await session.flush()
+            incident = await _open_incident(session, group)
+            if incident is not None:
+                await attach(session, services, group, incident)
+            # Resolutions of alerts already on an incident (open or not) are recorded there.
+            touched = {r.incident_id for r in changed if r.incident_id is not None}
+            for incident_id in touched:
+                await _record_entries(session, services, incident_id, group.label)
+            pending = await _unattached_firing(session, group.id)
+            if incident is not None or not pending:
+                return None
+            if group.declare == "ask" and services.settings.ALERTS_CHANNEL:
+                if group.asked_at is None:
+                    group.asked_at = now
+                    await _ask(session, services, group, pending)
+                return None
+            if group.declare == "ask":
+                log.warning(
+                    "route %s/alerts[%s] asks, but ALERTS_CHANNEL is not set: declaring",
+                    group.playbook,
+                    group.route,
+                )
+            return group.id
+
+    async def digest(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        """Tell the channel what alerts fired and resolved since the last digest."""
+        assert effect.incident_id is not None
+        services = self.services
+        tz = services.settings.timezone
+        async with transaction(services) as session:
+            incident = await IncidentRepo(session).by_id(effect.incident_id, for_update=True)
+            assert incident is not None
+            rows = (
+                (
+                    await session.execute(
+                        select(AlertRecord)
+                        .where(
+                            AlertRecord.incident_id == effect.incident_id,
+                            sa.or_(
+                                col(AlertRecord.fired_told).is_(False),
+                                sa.and_(
+                                    col(AlertRecord.ends_at).is_not(None),
+                                    col(AlertRecord.resolved_told).is_(False),
+                                ),
+                            ),
+                        )
+                        .order_by(col(AlertRecord.starts_at), col(AlertRecord.id))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not rows:
+                return
+            fired = [r for r in rows if not r.fired_told]
+            resolved = [r for r in rows if r.ends_at is not None and not r.resolved_told]
+            for row in fired:
+                row.fired_told = True
+            for row in resolved:
+                row.resolved_told = True
+            firing, total = await alert_counts(session, effect.incident_id)
+            now = services.clock.now()
+            text = alert_blocks.digest_text(
+                fired=[_told(r, tz, resolved=False) for r in fired],
+                resolved=[_told(r, tz, resolved=True) for r in resolved],
+                firing_now=firing,
+            )
+            await enqueue_post(session, incident_id=incident.id, now=now, text=text)
+            await enqueue(session, kind=EffectKind.SYNC_CARD, incident_id=incident.id, now=now)
+            if resolved and firing == 0 and incident.status is not Status.RESOLVED:
+                commander = await IncidentRepo(session).commander(effect.incident_id)
+                prompt = alert_blocks.resolve_prompt(
+                    ref=incident.ref,
+                    incident_id=effect.incident_id,
+                    total=total,
+                    commander=commander,
+                )
+                await enqueue_post(
+                    session,
+                    incident_id=incident.id,
+                    now=now,
+                    text=prompt.text,
+                    blocks=prompt.blocks,
+                )
+
+
+def _told(row: AlertRecord, tz: Any, *, resolved: bool) -> alert_blocks.ToldAlert:
+    at = row.ends_at if resolved and row.ends_at is not None else row.starts_at
+    return alert_blocks.ToldAlert(
+        when=format_time(at, tz),
+        text=_row_entry_text(row, resolved=resolved),
+        links=json.loads(row.links or "{}"),
+    )
+
+
+def _new_row(item: Routed, *, group_id: int, identity: str, now: datetime) -> AlertRecord:
+    alert = item.alert
+    return AlertRecord(
+        identity=identity,
+        group_id=group_id,
+        source=alert.source,
+        name=alert.name[:200],
+        labels=json.dumps(dict(alert.labels)),
+        annotations=json.dumps(dict(alert.annotations)),
+        links=json.dumps(dict(alert.links)),
+        starts_at=alert.starts_at,
+        ends_at=alert.ends_at,
+        received_at=now,
+    )
+
+
+def _row_alert(row: AlertRecord) -> Alert:
+    return Alert(
+        source=row.source,
+        status="resolved" if row.ends_at else "firing",
+        labels=json.loads(row.labels),
+        annotations=json.loads(row.annotations),
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+    )
+
+
+def _row_entry_text(row: AlertRecord, *, resolved: bool, common: str = "") -> str:
+    return entry_text(_row_alert(row), resolved=resolved, common=_label_pairs(common))
+
+
+def _label_pairs(label: str) -> dict[str, str]:
+    """`alertname=X, service=y` (a group's label) back into labels."""
+    pairs = {}
+    for part in label.split(", "):
+        name, sep, value = part.partition("=")
+        if sep:
+            pairs[name.strip()] = value.strip()
+    return pairs
+
+
+async def _existing(session: AsyncSession, identities: Sequence[str]) -> dict[str, AlertRecord]:
+    found: dict[str, AlertRecord] = {}
+    for start in range(0, len(identities), IN_CLAUSE):
+        chunk = identities[start : start + IN_CLAUSE]
+        result = await session.execute(
+            select(AlertRecord).where(col(AlertRecord.identity).in_(chunk)).with_for_update()
+        )
+        found.update({row.identity: row for row in result.scalars()})
+    return found
+
+
+async def _open_incident(session: AsyncSession, group: AlertGroup) -> Incident | None:
+    if group.incident_id is None:
+        return None
+    incident = await IncidentRepo(session).by_id(group.incident_id)
+    if incident is None or incident.status is Status.RESOLVED:
+        return None
+    return incident
+
+
+async def _unattached_firing(session: AsyncSession, group_id: int) -> list[AlertRecord]:
+    result = await session.execute(
+        select(AlertRecord)
+        .where(
+            AlertRecord.group_id == group_id,
+            col(AlertRecord.incident_id).is_(None),
+            col(AlertRecord.ends_at).is_(None),
+        )
+        .order_by(col(AlertRecord.starts_at), col(AlertRecord.id))
+    )
+    return list(result.scalars())
+
+
+async def attach(
+    session: AsyncSession, services: Services, group: AlertGroup, incident: Incident
+) -> None:
+    """The group's alerts not yet on an incident go on this one, each at its own time."""
+    assert incident.id is not None and group.id is not None
+    await session.execute(
+        sa.update(AlertRecord)
+        .where(col(AlertRecord.group_id) == group.id, col(AlertRecord.incident_id).is_(None))
+        .values(incident_id=incident.id)
+    )
+    await _record_entries(session, services, incident.id, group.label)
+
+
+async def _record_entries(
+    session: AsyncSession, services: Services, incident_id: int, group_label: str
+) -> None:
+    """Timeline entries for the incident's alerts not yet recorded; the digest is owed."""
+    now = services.clock.now()
+    rows = (
+        (
+            await session.execute(
+                select(AlertRecord).where(
+                    AlertRecord.incident_id == incident_id,
+                    sa.or_(
+                        col(AlertRecord.fired_recorded).is_(False),
+                        sa.and_(
+                            col(AlertRecord.ends_at).is_not(None),
+                            col(AlertRecord.resolved_recorded).is_(False),
+                        ),
+                    ),
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not rows:
+        return
+    entries = []
+    for row in rows:
+        if not row.fired_recorded:
+            row.fired_recorded = True
+            entries.append(
+                (row.starts_at, _row_entry_text(row, resolved=False, common=group_label))
+            )
+        if row.ends_at is not None and not row.resolved_recorded:
+            row.resolved_recorded = True
+            entries.append((row.ends_at, _row_entry_text(row, resolved=True, common=group_label)))
+    session.add_all(
+        TimelineEntry(
+            incident_id=incident_id,
+            occurred_at=at,
+            recorded_at=now,
+            kind=EntryKind.ALERT,
+            text=text,
+            source=EntrySource.SYSTEM,
+            alert_group=group_label[:200],
+        )
+        for at, text in entries
+    )
+    await _owe_digest(session, incident_id, now)
+
+
+async def _owe_digest(session: AsyncSession, incident_id: int, now: datetime) -> None:
+    """One digest per incident and interval: a storm is told in a few messages, not thousands."""
+    pending = await session.execute(
+        select(SideEffect.id).where(
+            SideEffect.kind == EffectKind.ALERT_DIGEST,
+            SideEffect.incident_id == incident_id,
+            col(SideEffect.done_at).is_(None),
+            col(SideEffect.claimed_until).is_(None),
+        )
+    )
+    if pending.first() is not None:
+        return
+    session.add(
+        SideEffect(
+            kind=EffectKind.ALERT_DIGEST,
+            incident_id=incident_id,
+            payload="{}",
+            created_at=now,
+            due_at=now + DIGEST_EVERY,
+        )
+    )
+
+
+async def alert_counts(session: AsyncSession, incident_id: int) -> tuple[int, int]:
+    """How many of the incident's alerts are firing, and how many it has."""
+    row = (
+        await session.execute(
+            sa.select(
+                sa.func.count(sa.case((col(AlertRecord.ends_at).is_(None), 1))),
+                sa.func.count(),
+            )
+            .select_from(AlertRecord)
+            .where(col(AlertRecord.incident_id) == incident_id)
+        )
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+async def firing_count(services: Services, incident_id: int) -> int | None:
+    """For the card: alerts firing now; None for an incident no alert declared or joined."""
+    async with services.sessions() as session:
+        firing, total = await alert_counts(session, incident_id)
+    return firing if total else None
+
+
+async def _ask(
+    session: AsyncSession, services: Services, group: AlertGroup, pending: Sequence[AlertRecord]
+) -> None:
+    channel = services.settings.ALERTS_CHANNEL
+    assert channel is not None and group.id is not None
+    first = _row_alert(pending[0])
+    prompt = alert_blocks.declare_prompt(
+        group_id=group.id,
+        group=group.label,
+        playbook=group.playbook,
+        severity=group.severity,
+        name=first.name,
+        summary=first.summary,
+        labels=first.labels,
+        links=json.loads(pending[0].links or "{}"),
+        count=len(pending),
+        source=SOURCE_NAMES.get(group.source, group.source),
+    )
+    await enqueue_post(
+        session,
+        incident_id=None,
+        now=services.clock.now(),
+        to=channel,
+        text=prompt.text,
+        blocks=prompt.blocks,
+    )
+
+
+# -- declaring ----------------------------------------------------------------------------
+
+
+async def declare_group(services: Services, *, group_id: int, actor: str | None) -> str:
+    """Declare the group's incident (once, however many ask at once); its INC-n."""
+    async with services.sessions() as session:
+        group = await session.get(AlertGroup, group_id)
+        if group is None:
+            raise UserError("Those alerts are no longer known.")
+        incident = await _open_incident(session, group)
+        if incident is not None:
+            raise _AlreadyDeclared(incident.ref)
+        result = await session.execute(
+            select(AlertRecord)
+            .where(AlertRecord.group_id == group_id, col(AlertRecord.incident_id).is_(None))
+            .order_by(col(AlertRecord.starts_at), col(AlertRecord.id))
+        )
+        pending = list(result.scalars())
+    if not pending:
+        raise UserError("Those alerts are already on an incident.")
+    playbook = services.playbook(group.playbook)
+    if playbook is None:
+        raise UserError(f"The playbook `{group.playbook}` of those alerts is gone.")
+    firing = [row for row in pending if row.ends_at is None] or pending
+    first = _row_alert(firing[0])
+    declaration = Declaration(
+        title=incident_title(first, group.label),
+        severity=group.severity,
+        service=first.labels.get("service"),
+        source="alert",
+        started_at=min(row.starts_at for row in pending),
+    )
+
+    async def then(session: AsyncSession, incident: Incident) -> None:
+        row = await session.get(AlertGroup, group_id, with_for_update=True)
+        assert row is not None
+        # Decided again inside the transaction: two presses, or two processes, declare once.
+        open_incident = await _open_incident(session, row)
+        if open_incident is not None:
+            raise _AlreadyDeclared(open_incident.ref)
+        row.incident_id = incident.id
+        row.asked_at = None
+        await attach(session, services, row, incident)
+
+    who = actor or f"{SOURCE_NAMES.get(group.source, group.source)} ({group.playbook})"
+    await paging.declare_incident(
+        services, actor=who[:32], declaration=declaration, playbook=playbook, then=then
+    )
+    async with services.sessions() as session:
+        row = await session.get(AlertGroup, group_id)
+        assert row is not None and row.incident_id is not None
+        incident = await IncidentRepo(session).by_id(row.incident_id)
+    assert incident is not None
+    return incident.ref
+
+
+async def declare_from_prompt(services: Services, *, group_id: int, actor: str) -> Reply:
+    """The Declare button of a "Declare incident?" prompt; a second press declares nothing."""
+    try:
+        ref = await declare_group(services, group_id=group_id, actor=actor)
+    except _AlreadyDeclared as exc:
+        return Reply(f"Already declared: {exc.ref}.")
+    return Reply(f"Declared {ref}. Opening its channel now…")
+
+
+async def resolve_from_prompt(
+    services: Services, *, incident_id: int, actor: str, channel_id: str | None
+) -> Reply:
+    """The Resolve button offered once every alert of the incident has resolved."""
+    async with services.sessions() as session:
+        incident = await IncidentRepo(session).by_id(incident_id)
+    if incident is None:
+        raise UserError("That incident no longer exists.")
+    if incident.status is Status.RESOLVED:
+        return Reply(f"{incident.ref} is already resolved.")
+    return await usecases.resolve(
+        services,
+        asked=Asked(actor=actor, number=incident.number, channel_id=channel_id),
+        at=None,
+        text="every alert has resolved",
+    )
