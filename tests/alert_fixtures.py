@@ -13,6 +13,7 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -204,7 +205,8 @@ class AlertWorld:
 
     async def digest(self) -> None:
         """Let the coalesced alert digests come due, and run them."""
-        self.clock.advance(seconds=11)
+        await self.settle()
+        self.clock.advance(timedelta(seconds=11))
         await self.settle()
 
     async def incidents(self) -> list[Incident]:
