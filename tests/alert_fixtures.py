@@ -89,14 +89,16 @@ def am_alert(
     return alert
 
 
-def am_payload(alerts: Sequence[dict[str, Any]], *, receiver: str = "incident-bot") -> dict[str, Any]:
+def am_payload(
+    alerts: Sequence[dict[str, Any]], *, receiver: str = "incident-bot"
+) -> dict[str, Any]:
     """Alertmanager's webhook payload (version 4) for one group."""
     first = alerts[0]["labels"]
     firing = any(a["status"] == "firing" for a in alerts)
     return {
         "version": "4",
-        "groupKey": '{}/{service=~"checkout|payments"}:{alertname="%s", service="%s"}'
-        % (first["alertname"], first["service"]),
+        "groupKey": '{}/{service=~"checkout|payments"}:'
+        + f'{{alertname="{first["alertname"]}", service="{first["service"]}"}}',
         "truncatedAlerts": 0,
         "status": "firing" if firing else "resolved",
         "receiver": receiver,

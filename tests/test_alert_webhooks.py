@@ -1,4 +1,4 @@
-"""POST /webhooks/alertmanager and /webhooks/grafana: who may call, what is refused, what is kept."""
+"""POST /webhooks/alertmanager and /webhooks/grafana: who may call, what is refused, kept."""
 
 from __future__ import annotations
 

@@ -585,9 +585,9 @@ class AlertRoute(_Model):
     severity: Annotated[AlertSeverity, BeforeValidator(_route_severity)] = Field(
         default_factory=lambda: AlertSeverity(fixed=Severity.SEV3)
     )
-    declare: Annotated[
-        Literal["auto", "ask"], _choice("a way to declare", ("auto", "ask"))
-    ] = "auto"
+    declare: Annotated[Literal["auto", "ask"], _choice("a way to declare", ("auto", "ask"))] = (
+        "auto"
+    )
     group_by: tuple[LabelName, ...] | None = None
 
     @field_validator("match", mode="after")
