@@ -11,6 +11,7 @@ at most every `DIGEST_EVERY`, whatever the size of the storm; the card's firing 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 DIGEST_EVERY = timedelta(seconds=10)  # at most one channel message about alerts per incident
 IN_CLAUSE = 500  # identities looked up per query
+CHUNK = 50  # alerts recorded per transaction
 
 
 @dataclass(frozen=True)
@@ -134,27 +136,40 @@ class AlertWork:
         for item in payload.get("alerts", []):
             routed = _routed_from_json(item)
             groups.setdefault(routed.group, []).append(routed)
-        for items in groups.values():
-            await self._process_group(items)
+        # One delivery at a time per process: the runner would start them all at once, and on
+        # SQLite (one writer) a queue of long writes would keep the webhooks' own short
+        # commits waiting; the storm is then absorbed in arrival order instead.
+        async with self.services.locks.hold("process-alerts"):
+            for items in groups.values():
+                await self._process_group(items)
 
     async def _process_group(self, items: Sequence[Routed]) -> None:
         key = items[0].group
         async with self.services.locks.hold(f"alert-group:{key}"):
-            for attempt in range(5):
-                try:
-                    declare = await self._record(items)
-                    break
-                except IntegrityError:
-                    # Another process created the group or an alert at the same moment.
-                    if attempt == 4:
-                        raise SideEffectFailed("process_alerts", "kept colliding") from None
-            if declare is not None:
-                try:
-                    await declare_group(self.services, group_id=declare, actor=None)
-                except _AlreadyDeclared:
-                    pass  # another process declared it a moment ago; the alerts are on it
-                except UserError as exc:
-                    log.warning("alerts of group %s not declared: %s", key[:12], exc.message)
+            # Short transactions: a webhook's commit never waits long behind this work.
+            for start in range(0, len(items), CHUNK):
+                declare = await self._record_retrying(items[start : start + CHUNK])
+                if declare is not None:
+                    await self._declare(declare, key)
+                await asyncio.sleep(0)
+
+    async def _record_retrying(self, items: Sequence[Routed]) -> int | None:
+        for attempt in range(5):
+            try:
+                return await self._record(items)
+            except IntegrityError:
+                # Another process created the group or an alert at the same moment.
+                if attempt == 4:
+                    raise SideEffectFailed("process_alerts", "kept colliding") from None
+        return None
+
+    async def _declare(self, group_id: int, key: str) -> None:
+        try:
+            await declare_group(self.services, group_id=group_id, actor=None)
+        except _AlreadyDeclared:
+            pass  # another process declared it a moment ago; the alerts are on it
+        except UserError as exc:
+            log.warning("alerts of group %s not declared: %s", key[:12], exc.message)
 
     async def _record(self, items: Sequence[Routed]) -> int | None:
         """Record the alerts once; the group's id when it needs declaring now."""
@@ -185,40 +200,42 @@ class AlertWork:
             # One version per alert: a resolved one wins over a firing one in the same batch.
             latest: dict[str, Routed] = {}
             for item in items:
-                seen = latest.get(item.alert.identity)
-                if seen is None or item.alert.ends_at is not None:
-                    latest[item.alert.identity] = item
+                identity = item.alert.identity
+                if identity not in latest or item.alert.ends_at is not None:
+                    latest[identity] = item
             existing = await _existing(session, list(latest))
             repeats = len(items) - len(latest)
-            changed: list[AlertRecord] = []
+            new: list[dict[str, Any]] = []
+            ended: list[dict[str, Any]] = []
+            touched: set[int] = set()
             for identity, item in latest.items():
                 row = existing.get(identity)
                 if row is None:
-                    row = _new_row(item, group_id=group.id, identity=identity, now=now)
-                    session.add(row)
-                    changed.append(row)
+                    new.append(_new_row(item, group_id=group.id, identity=identity, now=now))
                 elif item.alert.ends_at is not None and row.ends_at is None:
-                    row.ends_at = item.alert.ends_at
-                    changed.append(row)
+                    ended.append({"id": row.id, "ends_at": item.alert.ends_at})
+                    if row.incident_id is not None:
+                        touched.add(row.incident_id)
                 else:
                     repeats += 1
             if repeats:
                 services.metrics.inc("alerts_deduplicated_total", repeats, source=source)
-            await session.flush()
+            if new:
+                await session.execute(sa.insert(AlertRecord), new)
+            if ended:
+                await session.execute(sa.update(AlertRecord), ended)
             incident = await _open_incident(session, group)
             if incident is not None:
                 await attach(session, services, group, incident)
             # Resolutions of alerts already on an incident (open or not) are recorded there.
-            touched = {r.incident_id for r in changed if r.incident_id is not None}
             for incident_id in touched:
                 await _record_entries(session, services, incident_id, group.label)
-            pending = await _unattached_firing(session, group.id)
-            if incident is not None or not pending:
+            if incident is not None or not await _count_unattached_firing(session, group.id):
                 return None
             if group.declare == "ask" and services.settings.ALERTS_CHANNEL:
                 if group.asked_at is None:
                     group.asked_at = now
-                    await _ask(session, services, group, pending)
+                    await _ask(session, services, group)
                 return None
             if group.declare == "ask":
                 log.warning(
@@ -299,20 +316,25 @@ def _told(row: AlertRecord, tz: Any, *, resolved: bool) -> alert_blocks.ToldAler
     )
 
 
-def _new_row(item: Routed, *, group_id: int, identity: str, now: datetime) -> AlertRecord:
+def _new_row(item: Routed, *, group_id: int, identity: str, now: datetime) -> dict[str, Any]:
     alert = item.alert
-    return AlertRecord(
-        identity=identity,
-        group_id=group_id,
-        source=alert.source,
-        name=alert.name[:200],
-        labels=json.dumps(dict(alert.labels)),
-        annotations=json.dumps(dict(alert.annotations)),
-        links=json.dumps(dict(alert.links)),
-        starts_at=alert.starts_at,
-        ends_at=alert.ends_at,
-        received_at=now,
-    )
+    return {
+        "identity": identity,
+        "group_id": group_id,
+        "incident_id": None,
+        "source": alert.source,
+        "name": alert.name[:200],
+        "labels": json.dumps(dict(alert.labels)),
+        "annotations": json.dumps(dict(alert.annotations)),
+        "links": json.dumps(dict(alert.links)),
+        "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at,
+        "received_at": now,
+        "fired_recorded": False,
+        "resolved_recorded": False,
+        "fired_told": False,
+        "resolved_told": False,
+    }
 
 
 def _row_alert(row: AlertRecord) -> Alert:
@@ -340,14 +362,21 @@ def _label_pairs(label: str) -> dict[str, str]:
     return pairs
 
 
-async def _existing(session: AsyncSession, identities: Sequence[str]) -> dict[str, AlertRecord]:
-    found: dict[str, AlertRecord] = {}
+async def _existing(session: AsyncSession, identities: Sequence[str]) -> dict[str, Any]:
+    """id, ends_at and incident_id of the alerts already recorded, by identity."""
+    found: dict[str, Any] = {}
+    columns = (
+        col(AlertRecord.identity),
+        col(AlertRecord.id),
+        col(AlertRecord.ends_at),
+        col(AlertRecord.incident_id),
+    )
     for start in range(0, len(identities), IN_CLAUSE):
         chunk = identities[start : start + IN_CLAUSE]
         result = await session.execute(
-            select(AlertRecord).where(col(AlertRecord.identity).in_(chunk)).with_for_update()
+            sa.select(*columns).where(col(AlertRecord.identity).in_(chunk))
         )
-        found.update({row.identity: row for row in result.scalars()})
+        found.update({row.identity: row for row in result})
     return found
 
 
@@ -360,17 +389,19 @@ async def _open_incident(session: AsyncSession, group: AlertGroup) -> Incident |
     return incident
 
 
-async def _unattached_firing(session: AsyncSession, group_id: int) -> list[AlertRecord]:
-    result = await session.execute(
-        select(AlertRecord)
-        .where(
-            AlertRecord.group_id == group_id,
-            col(AlertRecord.incident_id).is_(None),
-            col(AlertRecord.ends_at).is_(None),
-        )
-        .order_by(col(AlertRecord.starts_at), col(AlertRecord.id))
+def _unattached_firing(group_id: int) -> Any:
+    return sa.and_(
+        col(AlertRecord.group_id) == group_id,
+        col(AlertRecord.incident_id).is_(None),
+        col(AlertRecord.ends_at).is_(None),
     )
-    return list(result.scalars())
+
+
+async def _count_unattached_firing(session: AsyncSession, group_id: int) -> int:
+    found = await session.scalar(
+        sa.select(sa.func.count()).select_from(AlertRecord).where(_unattached_firing(group_id))
+    )
+    return int(found or 0)
 
 
 async def attach(
@@ -391,49 +422,74 @@ async def _record_entries(
 ) -> None:
     """Timeline entries for the incident's alerts not yet recorded; the digest is owed."""
     now = services.clock.now()
-    rows = (
-        (
-            await session.execute(
-                select(AlertRecord).where(
-                    AlertRecord.incident_id == incident_id,
-                    sa.or_(
-                        col(AlertRecord.fired_recorded).is_(False),
-                        sa.and_(
-                            col(AlertRecord.ends_at).is_not(None),
-                            col(AlertRecord.resolved_recorded).is_(False),
-                        ),
-                    ),
-                )
-            )
+    result = await session.execute(
+        sa.select(
+            col(AlertRecord.id),
+            col(AlertRecord.source),
+            col(AlertRecord.labels),
+            col(AlertRecord.annotations),
+            col(AlertRecord.starts_at),
+            col(AlertRecord.ends_at),
+            col(AlertRecord.fired_recorded),
+            col(AlertRecord.resolved_recorded),
+        ).where(
+            col(AlertRecord.incident_id) == incident_id,
+            sa.or_(
+                col(AlertRecord.fired_recorded).is_(False),
+                sa.and_(
+                    col(AlertRecord.ends_at).is_not(None),
+                    col(AlertRecord.resolved_recorded).is_(False),
+                ),
+            ),
         )
-        .scalars()
-        .all()
     )
+    rows = result.all()
     if not rows:
         return
-    entries = []
+    common = _label_pairs(group_label)
+    entries: list[dict[str, Any]] = []
+    flags: list[dict[str, Any]] = []
     for row in rows:
+        alert = Alert(
+            source=row.source,
+            status="firing",
+            labels=json.loads(row.labels),
+            annotations=json.loads(row.annotations),
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+        )
         if not row.fired_recorded:
-            row.fired_recorded = True
             entries.append(
-                (row.starts_at, _row_entry_text(row, resolved=False, common=group_label))
+                _entry(incident_id, row.starts_at, alert, False, common, group_label, now)
             )
         if row.ends_at is not None and not row.resolved_recorded:
-            row.resolved_recorded = True
-            entries.append((row.ends_at, _row_entry_text(row, resolved=True, common=group_label)))
-    session.add_all(
-        TimelineEntry(
-            incident_id=incident_id,
-            occurred_at=at,
-            recorded_at=now,
-            kind=EntryKind.ALERT,
-            text=text,
-            source=EntrySource.SYSTEM,
-            alert_group=group_label[:200],
+            entries.append(_entry(incident_id, row.ends_at, alert, True, common, group_label, now))
+        flags.append(
+            {"id": row.id, "fired_recorded": True, "resolved_recorded": row.ends_at is not None}
         )
-        for at, text in entries
-    )
+    await session.execute(sa.insert(TimelineEntry), entries)
+    await session.execute(sa.update(AlertRecord), flags)
     await _owe_digest(session, incident_id, now)
+
+
+def _entry(
+    incident_id: int,
+    at: datetime,
+    alert: Alert,
+    resolved: bool,
+    common: Mapping[str, str],
+    group_label: str,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "occurred_at": at,
+        "recorded_at": now,
+        "kind": EntryKind.ALERT.value,
+        "text": entry_text(alert, resolved=resolved, common=common),
+        "source": EntrySource.SYSTEM,
+        "alert_group": group_label[:200],
+    }
 
 
 async def _owe_digest(session: AsyncSession, incident_id: int, now: datetime) -> None:
@@ -481,12 +537,17 @@ async def firing_count(services: Services, incident_id: int) -> int | None:
     return firing if total else None
 
 
-async def _ask(
-    session: AsyncSession, services: Services, group: AlertGroup, pending: Sequence[AlertRecord]
-) -> None:
+async def _ask(session: AsyncSession, services: Services, group: AlertGroup) -> None:
     channel = services.settings.ALERTS_CHANNEL
     assert channel is not None and group.id is not None
-    first = _row_alert(pending[0])
+    result = await session.execute(
+        select(AlertRecord)
+        .where(_unattached_firing(group.id))
+        .order_by(col(AlertRecord.starts_at), col(AlertRecord.id))
+        .limit(1)
+    )
+    row = result.scalars().one()
+    first = _row_alert(row)
     prompt = alert_blocks.declare_prompt(
         group_id=group.id,
         group=group.label,
@@ -495,8 +556,8 @@ async def _ask(
         name=first.name,
         summary=first.summary,
         labels=first.labels,
-        links=json.loads(pending[0].links or "{}"),
-        count=len(pending),
+        links=json.loads(row.links or "{}"),
+        count=await _count_unattached_firing(session, group.id),
         source=SOURCE_NAMES.get(group.source, group.source),
     )
     await enqueue_post(
