@@ -16,10 +16,13 @@ import argparse
 import asyncio
 import io
 import json
+import sqlite3
 import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,25 @@ def deliveries(total: int, groups: int) -> list[bytes]:
     return ordered
 
 
+@asynccontextmanager
+async def database(*, postgres: bool, wal: bool) -> AsyncIterator[str]:
+    """A fresh, migrated database: SQLite in a temporary file, or a scratch PostgreSQL schema."""
+    if postgres:
+        from tests.db_fixtures import postgres_scratch_url
+
+        async with postgres_scratch_url() as url:
+            await upgrade(url)
+            yield url
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'storm.db'}"
+        await upgrade(url)
+        if wal:
+            with sqlite3.connect(Path(tmp) / "storm.db") as raw:
+                raw.execute("PRAGMA journal_mode=WAL")
+        yield url
+
+
 async def wait_until_processed(services: Services, limit: float) -> float:
     """Seconds until no alert delivery or digest is left to run."""
     started = time.perf_counter()
@@ -126,7 +148,13 @@ async def wait_until_processed(services: Services, limit: float) -> float:
 
 
 async def main(
-    total: int, seconds: float, concurrency: int, groups: int, verbose: bool = False
+    total: int,
+    seconds: float,
+    concurrency: int,
+    groups: int,
+    verbose: bool = False,
+    wal: bool = False,
+    postgres: bool = False,
 ) -> None:
     emulator = SlackEmulator(bot_token=TOKEN)
     await emulator.start()
@@ -135,9 +163,7 @@ async def main(
     latencies: list[float] = []
     timeline: list[tuple[float, float]] = []
     statuses: Counter[int] = Counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite+aiosqlite:///{Path(tmp) / 'storm.db'}"
-        await upgrade(db)
+    async with database(postgres=postgres, wal=wal) as db:
         settings = Settings(
             _env_file=None,
             SLACK_BOT_TOKEN=TOKEN,
@@ -200,6 +226,7 @@ async def main(
     posts = [c for c in emulator.calls if c.method == "chat.postMessage"]
     per_channel = Counter(str(c.args.get("channel")) for c in posts)
     repeats = sum(len(json.loads(b)["alerts"]) for b in bodies) - total
+    print(f"database: {'PostgreSQL' if postgres else 'SQLite' + (' (WAL)' if wal else '')}")
     print(
         f"{total:,} alerts ({repeats:,} more re-sent as repeats) in {len(bodies)} deliveries "
         f"over {sent_in:.1f} s, {concurrency} senders, {groups} groups"
@@ -228,7 +255,17 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--groups", type=int, default=5)
     parser.add_argument("--verbose", action="store_true", help="print every delivery's latency")
+    parser.add_argument("--wal", action="store_true", help="SQLite in write-ahead-log mode")
+    parser.add_argument("--postgres", action="store_true", help="the local PostgreSQL (tests')")
     options = parser.parse_args()
     asyncio.run(
-        main(options.alerts, options.seconds, options.concurrency, options.groups, options.verbose)
+        main(
+            options.alerts,
+            options.seconds,
+            options.concurrency,
+            options.groups,
+            options.verbose,
+            options.wal,
+            options.postgres,
+        )
     )
