@@ -230,7 +230,12 @@ class AlertWork:
             # Resolutions of alerts already on an incident (open or not) are recorded there.
             for incident_id in touched:
                 await _record_entries(session, services, incident_id, group.label)
-            if incident is not None or not await _count_unattached_firing(session, group.id):
+            waiting = (
+                0 if incident is not None else await _count_unattached_firing(session, group.id)
+            )
+            if not waiting:
+                # Nothing left to declare: a later firing alert of the group asks again.
+                group.asked_at = None
                 return None
             if group.declare == "ask" and services.settings.ALERTS_CHANNEL:
                 if group.asked_at is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -281,3 +282,39 @@ async def test_a_storm_opens_one_incident_per_group_and_loses_no_alert(
     assert len(lines) < 20
     storm = [line for line in lines if "alerts fired in group" in line]
     assert sum(int(line.split(": ")[1].split(" ")[0].replace(",", "")) for line in storm) == 1000
+
+
+async def test_an_ask_group_asks_again_once_its_pending_alerts_resolved(
+    sqlite_world: AlertWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = sqlite_world
+    disk = am_alert(name="DiskFull", summary="Disk full on {instance}")
+    await world.send(am_payload([disk]))
+    await world.settle()
+    done = dict(disk, status="resolved", endsAt="2026-11-25T18:20:00Z")
+    await world.send(am_payload([done]))
+    await world.settle()
+    assert len(world.posts_to(world.alerts_channel)) == 1
+    again = am_alert(name="DiskFull", starts="2026-11-25T18:25:00Z", summary="Disk full again")
+    await world.send(am_payload([again]))
+    await world.settle()
+    prompts = world.posts_to(world.alerts_channel)
+    assert len(prompts) == 2 and "Disk full again" in prompts[1]["text"]
+    assert await world.incidents() == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_odd_but_valid_alerts_are_kept_and_shown_safely(world: AlertWorld) -> None:
+    odd = am_alert(instance="web-\x00<!channel>", summary="<!here> *bold* & <http://x|y>")
+    odd["labels"]["empty"] = ""
+    odd["labels"]["alertname"] = "HighErrorRate"
+    status, _ = await world.send(am_payload([odd]))
+    assert status == 200
+    await world.digest()
+    [incident] = await world.incidents()
+    [entry] = [e for e in await world.timeline(incident.id or 0) if e.kind == EntryKind.ALERT]
+    assert "\x00" not in entry.text
+    digest = [
+        p["text"] for p in world.posts_to(incident.channel_id or "") if "new alert" in p["text"]
+    ]
+    assert "<!channel>" not in digest[0] and "<!here>" not in digest[0]

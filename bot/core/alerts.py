@@ -80,8 +80,16 @@ def _text_map(value: object) -> object:
     if value is None:
         return {}
     if isinstance(value, Mapping):
-        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+        return {
+            _clean(str(k)): _clean(v if isinstance(v, str) else json.dumps(v))
+            for k, v in value.items()
+        }
     return value
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; nobody means one in a label.
+    return text.replace("\x00", "")
 
 
 Time = Annotated[datetime | None, BeforeValidator(_time)]
