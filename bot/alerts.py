@@ -204,16 +204,34 @@ class AlertWork:
                 if identity not in latest or item.alert.ends_at is not None:
                     latest[identity] = item
             existing = await _existing(session, list(latest))
+            incident = await _open_incident(session, group)
+            on = incident.id if incident is not None else None
+            common = _label_pairs(group.label)
             repeats = len(items) - len(latest)
             new: list[dict[str, Any]] = []
             ended: list[dict[str, Any]] = []
+            entries: list[dict[str, Any]] = []
             touched: set[int] = set()
             for identity, item in latest.items():
-                row = existing.get(identity)
+                alert, row = item.alert, existing.get(identity)
                 if row is None:
                     new.append(_new_row(item, group_id=group.id, identity=identity, now=now))
-                elif item.alert.ends_at is not None and row.ends_at is None:
-                    ended.append({"id": row.id, "ends_at": item.alert.ends_at})
+                    if on is not None:
+                        # The group's incident is open: its entries are written right here.
+                        new[-1].update(
+                            incident_id=on,
+                            fired_recorded=True,
+                            resolved_recorded=alert.ends_at is not None,
+                        )
+                        entries.append(
+                            _entry(on, alert.starts_at, alert, False, common, group.label, now)
+                        )
+                        if alert.ends_at is not None:
+                            entries.append(
+                                _entry(on, alert.ends_at, alert, True, common, group.label, now)
+                            )
+                elif alert.ends_at is not None and row.ends_at is None:
+                    ended.append({"id": row.id, "ends_at": alert.ends_at})
                     if row.incident_id is not None:
                         touched.add(row.incident_id)
                 else:
@@ -224,9 +242,10 @@ class AlertWork:
                 await session.execute(sa.insert(AlertRecord), new)
             if ended:
                 await session.execute(sa.update(AlertRecord), ended)
-            incident = await _open_incident(session, group)
-            if incident is not None:
-                await attach(session, services, group, incident)
+            if entries:
+                await session.execute(sa.insert(TimelineEntry), entries)
+                assert on is not None
+                await _owe_digest(session, on, now)
             # Resolutions of alerts already on an incident (open or not) are recorded there.
             for incident_id in touched:
                 await _record_entries(session, services, incident_id, group.label)
@@ -258,44 +277,34 @@ class AlertWork:
         async with transaction(services) as session:
             incident = await IncidentRepo(session).by_id(effect.incident_id, for_update=True)
             assert incident is not None
-            rows = (
-                (
-                    await session.execute(
-                        select(AlertRecord)
-                        .where(
-                            AlertRecord.incident_id == effect.incident_id,
-                            sa.or_(
-                                col(AlertRecord.fired_told).is_(False),
-                                sa.and_(
-                                    col(AlertRecord.ends_at).is_not(None),
-                                    col(AlertRecord.resolved_told).is_(False),
-                                ),
-                            ),
-                        )
-                        .order_by(col(AlertRecord.starts_at), col(AlertRecord.id))
-                    )
-                )
-                .scalars()
-                .all()
+            mine = col(AlertRecord.incident_id) == effect.incident_id
+            untold_fired = sa.and_(mine, col(AlertRecord.fired_told).is_(False))
+            untold_resolved = sa.and_(
+                mine,
+                col(AlertRecord.ends_at).is_not(None),
+                col(AlertRecord.resolved_told).is_(False),
             )
-            if not rows:
+            fired_ids = await _ids(session, untold_fired, col(AlertRecord.starts_at))
+            resolved_ids = await _ids(session, untold_resolved, col(AlertRecord.ends_at))
+            if not fired_ids and not resolved_ids:
                 return
-            fired = [r for r in rows if not r.fired_told]
-            resolved = [r for r in rows if r.ends_at is not None and not r.resolved_told]
-            for row in fired:
-                row.fired_told = True
-            for row in resolved:
-                row.resolved_told = True
+            # Only the first few are listed by name; every one is marked told.
+            fired = await _rows(session, fired_ids[: alert_blocks.MAX_LISTED])
+            resolved = await _rows(session, resolved_ids[: alert_blocks.MAX_LISTED])
+            await _mark(session, fired_ids, fired_told=True)
+            await _mark(session, resolved_ids, resolved_told=True)
             firing, total = await alert_counts(session, effect.incident_id)
             now = services.clock.now()
             text = alert_blocks.digest_text(
                 fired=[_told(r, tz, resolved=False) for r in fired],
                 resolved=[_told(r, tz, resolved=True) for r in resolved],
                 firing_now=firing,
+                fired_count=len(fired_ids),
+                resolved_count=len(resolved_ids),
             )
             await enqueue_post(session, incident_id=incident.id, now=now, text=text)
             await enqueue(session, kind=EffectKind.SYNC_CARD, incident_id=incident.id, now=now)
-            if resolved and firing == 0 and incident.status is not Status.RESOLVED:
+            if resolved_ids and firing == 0 and incident.status is not Status.RESOLVED:
                 commander = await IncidentRepo(session).commander(effect.incident_id)
                 prompt = alert_blocks.resolve_prompt(
                     ref=incident.ref,
@@ -310,6 +319,30 @@ class AlertWork:
                     text=prompt.text,
                     blocks=prompt.blocks,
                 )
+
+
+async def _ids(session: AsyncSession, where: Any, order: Any) -> list[int]:
+    result = await session.execute(
+        sa.select(col(AlertRecord.id)).where(where).order_by(order, col(AlertRecord.id))
+    )
+    return [found for found in result.scalars() if found is not None]
+
+
+async def _rows(session: AsyncSession, ids: Sequence[int]) -> list[AlertRecord]:
+    if not ids:
+        return []
+    result = await session.execute(select(AlertRecord).where(col(AlertRecord.id).in_(ids)))
+    found = {row.id: row for row in result.scalars()}
+    return [found[i] for i in ids]
+
+
+async def _mark(session: AsyncSession, ids: Sequence[int], **values: bool) -> None:
+    for start in range(0, len(ids), IN_CLAUSE):
+        await session.execute(
+            sa.update(AlertRecord)
+            .where(col(AlertRecord.id).in_(ids[start : start + IN_CLAUSE]))
+            .values(**values)
+        )
 
 
 def _told(row: AlertRecord, tz: Any, *, resolved: bool) -> alert_blocks.ToldAlert:
@@ -483,7 +516,7 @@ def _entry(
     alert: Alert,
     resolved: bool,
     common: Mapping[str, str],
-    group_label: str,
+    label: str,
     now: datetime,
 ) -> dict[str, Any]:
     return {
@@ -493,7 +526,7 @@ def _entry(
         "kind": EntryKind.ALERT.value,
         "text": entry_text(alert, resolved=resolved, common=common),
         "source": EntrySource.SYSTEM,
-        "alert_group": group_label[:200],
+        "alert_group": label[:200],
     }
 
 

@@ -57,28 +57,33 @@ def _fit(text: str) -> str:
 
 
 def digest_text(
-    *, fired: Sequence[ToldAlert], resolved: Sequence[ToldAlert], firing_now: int
+    *,
+    fired: Sequence[ToldAlert],
+    resolved: Sequence[ToldAlert],
+    firing_now: int,
+    fired_count: int | None = None,
+    resolved_count: int | None = None,
 ) -> str:
-    """One message for everything that fired and resolved since the last one."""
+    """One message for everything that fired and resolved since the last one.
+
+    `fired`/`resolved` are the alerts listed (the first few); the counts are of all of them.
+    """
     lines: list[str] = []
-    if fired:
-        many = len(fired) != 1
-        lines.append(
-            f":rotating_light: *{len(fired):,} new alert{'s' if many else ''}* "
-            f"({firing_now:,} firing now)"
-        )
-        lines += [_line(alert) for alert in fired[:MAX_LISTED]]
-        if len(fired) > MAX_LISTED:
-            lines.append(f"… and {len(fired) - MAX_LISTED:,} more on the timeline")
-    if resolved:
-        many = len(resolved) != 1
-        lines.append(
-            f":white_check_mark: *{len(resolved):,} alert{'s' if many else ''} resolved* "
-            f"({firing_now:,} still firing)"
-        )
-        lines += [_line(alert) for alert in resolved[:MAX_LISTED]]
-        if len(resolved) > MAX_LISTED:
-            lines.append(f"… and {len(resolved) - MAX_LISTED:,} more on the timeline")
+    for shown, count, what, state in (
+        (fired, fired_count, "new alert", f"{firing_now:,} firing now"),
+        (resolved, resolved_count, "alert", f"{firing_now:,} still firing"),
+    ):
+        total = len(shown) if count is None else count
+        if not total:
+            continue
+        plural = "s" if total != 1 else ""
+        if shown is fired:
+            lines.append(f":rotating_light: *{total:,} {what}{plural}* ({state})")
+        else:
+            lines.append(f":white_check_mark: *{total:,} {what}{plural} resolved* ({state})")
+        lines += [_line(alert) for alert in shown[:MAX_LISTED]]
+        if total > MAX_LISTED:
+            lines.append(f"… and {total - MAX_LISTED:,} more on the timeline")
     return _fit("\n".join(lines))
 
 
