@@ -25,6 +25,7 @@ from tests.alert_fixtures import (
     start_world,
     stop_world,
 )
+from tests.slack_schema import assert_all_calls_valid
 
 FIRST_START = datetime(2026, 11, 25, 18, 15, 3, 739266, tzinfo=UTC)
 
@@ -139,6 +140,7 @@ async def test_later_alerts_join_repeats_add_nothing_resolutions_are_recorded(
     await world.settle()
     [incident] = await world.incidents()
     assert incident.status is Status.RESOLVED
+    assert_all_calls_valid(world.emulator.calls)
 
     # A new firing alert of the group after the incident is over opens a new incident.
     later = am_alert(instance="web-3", starts="2026-11-25T18:29:00Z")
@@ -212,6 +214,7 @@ async def test_ask_posts_a_prompt_once_and_two_presses_declare_once(world: Alert
     assert len(_alert_texts(await world.timeline(incident.id or 0))) == 2
     answers = sorted(str(c.args.get("text")) for c in world.emulator.responses)
     assert answers == ["Already declared: INC-1.", "Declared INC-1. Opening its channel now…"]
+    assert_all_calls_valid(world.emulator.calls)
     # Pressing again later declares nothing either.
     reply = await world.press(
         ActionId.DECLARE_FROM_ALERT, group, user=world.people["bob"], channel=world.alerts_channel
