@@ -816,7 +816,7 @@ async def find_incident(
     return await _find(services, asked=replace(asked, number=incident.number))
 
 
-_PERSON = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_PERSON = re.compile(r"^[UW][A-Z0-9]+$")
 
 
 def is_person(actor: str) -> bool:
