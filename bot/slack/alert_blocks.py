@@ -69,18 +69,18 @@ def digest_text(
     `fired`/`resolved` are the alerts listed (the first few); the counts are of all of them.
     """
     lines: list[str] = []
-    for shown, count, what, state in (
-        (fired, fired_count, "new alert", f"{firing_now:,} firing now"),
-        (resolved, resolved_count, "alert", f"{firing_now:,} still firing"),
+    for shown, count, heading in (
+        (fired, fired_count, ":rotating_light: *{n} new alert{s}* ({firing:,} firing now)"),
+        (
+            resolved,
+            resolved_count,
+            ":white_check_mark: *{n} alert{s} resolved* ({firing:,} still firing)",
+        ),
     ):
         total = len(shown) if count is None else count
         if not total:
             continue
-        plural = "s" if total != 1 else ""
-        if shown is fired:
-            lines.append(f":rotating_light: *{total:,} {what}{plural}* ({state})")
-        else:
-            lines.append(f":white_check_mark: *{total:,} {what}{plural} resolved* ({state})")
+        lines.append(heading.format(n=f"{total:,}", s="s" if total != 1 else "", firing=firing_now))
         lines += [_line(alert) for alert in shown[:MAX_LISTED]]
         if total > MAX_LISTED:
             lines.append(f"… and {total - MAX_LISTED:,} more on the timeline")
