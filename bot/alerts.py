@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -653,7 +654,8 @@ async def declare_group(services: Services, *, group_id: int, actor: str | None)
         severity=group.severity,
         service=first.labels.get("service"),
         source="alert",
-        started_at=min(row.starts_at for row in pending),
+        # A sender's clock ahead of ours must not start the incident in the future.
+        started_at=min(min(row.starts_at for row in pending), services.clock.now()),
     )
 
     async def then(session: AsyncSession, incident: Incident) -> None:
@@ -679,12 +681,28 @@ async def declare_group(services: Services, *, group_id: int, actor: str | None)
     return incident.ref
 
 
-async def declare_from_prompt(services: Services, *, group_id: int, actor: str) -> Reply:
+async def declare_from_prompt(
+    services: Services,
+    *,
+    group_id: int,
+    actor: str,
+    prompt_channel: str | None = None,
+    prompt_ts: str | None = None,
+) -> Reply:
     """The Declare button of a "Declare incident?" prompt; a second press declares nothing."""
     try:
         ref = await declare_group(services, group_id=group_id, actor=actor)
     except _AlreadyDeclared as exc:
         return Reply(f"Already declared: {exc.ref}.")
+    if prompt_channel and prompt_ts:
+        # The prompt says it was answered, so nobody else wonders whether to press.
+        done = alert_blocks.prompt_answered(ref=ref, actor=actor)
+        try:
+            await services.slack.chat_update(
+                channel=prompt_channel, ts=prompt_ts, text=done.text, blocks=done.blocks
+            )
+        except SlackApiError as exc:  # cosmetic: the incident is declared either way
+            log.warning("could not update the prompt of %s: %s", ref, exc.response.get("error"))
     return Reply(f"Declared {ref}. Opening its channel now…")
 
 

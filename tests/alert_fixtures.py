@@ -249,13 +249,15 @@ class AlertWorld:
                         found.append(str(element["value"]))
         return found
 
-    async def press(self, action: ActionId, value: str, *, user: str, channel: str) -> Any:
+    async def press(
+        self, action: ActionId, value: str, *, user: str, channel: str, ts: str = "1.2"
+    ) -> Any:
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": "alice", "name": "alice", "team_id": "T0001"},
             "api_app_id": "A0001",
             "token": "verification_token",
-            "container": {"type": "message", "message_ts": "1.2", "channel_id": channel},
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel},
             "trigger_id": "111.222.valid",
             "team": {"id": "T0001", "domain": "example"},
             "channel": {"id": channel, "name": "alerts"},

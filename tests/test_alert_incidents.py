@@ -192,19 +192,22 @@ async def test_ask_posts_a_prompt_once_and_two_presses_declare_once(world: Alert
     await world.settle()
     assert len(world.posts_to(world.alerts_channel)) == 1
     [group] = world.buttons(world.alerts_channel, ActionId.DECLARE_FROM_ALERT)
+    [posted] = [
+        c.response["ts"]
+        for c in world.emulator.calls_to("chat.postMessage")
+        if c.ok and c.response.get("channel") == world.alerts_channel
+    ]
     replies = await asyncio.gather(
-        world.press(
-            ActionId.DECLARE_FROM_ALERT,
-            group,
-            user=world.people["bob"],
-            channel=world.alerts_channel,
-        ),
-        world.press(
-            ActionId.DECLARE_FROM_ALERT,
-            group,
-            user=world.people["alice"],
-            channel=world.alerts_channel,
-        ),
+        *(
+            world.press(
+                ActionId.DECLARE_FROM_ALERT,
+                group,
+                user=world.people[who],
+                channel=world.alerts_channel,
+                ts=posted,
+            )
+            for who in ("bob", "alice")
+        )
     )
     assert [r.status for r in replies] == [200, 200]
     await world.settle()
@@ -215,7 +218,9 @@ async def test_ask_posts_a_prompt_once_and_two_presses_declare_once(world: Alert
     answers = sorted(str(c.args.get("text")) for c in world.emulator.responses)
     assert answers == ["Already declared: INC-1.", "Declared INC-1. Opening its channel now…"]
     assert_all_calls_valid(world.emulator.calls)
-    # Pressing again later declares nothing either.
+    # The prompt now says who declared what; pressing again later declares nothing either.
+    [update] = [c for c in world.emulator.calls_to("chat.update") if c.args.get("ts") == posted]
+    assert "Declared as *INC-1* by <@" in update.args["text"]
     reply = await world.press(
         ActionId.DECLARE_FROM_ALERT, group, user=world.people["bob"], channel=world.alerts_channel
     )

@@ -13,7 +13,13 @@ from bot.usecases import Reply
 async def _declare(
     services: Services, group_id: int, body: dict[str, Any], action: dict[str, Any]
 ) -> Reply:
-    return await alerts.declare_from_prompt(services, group_id=group_id, actor=body["user"]["id"])
+    return await alerts.declare_from_prompt(
+        services,
+        group_id=group_id,
+        actor=body["user"]["id"],
+        prompt_channel=body.get("channel", {}).get("id"),
+        prompt_ts=body.get("container", {}).get("message_ts"),
+    )
 
 
 async def _resolve(

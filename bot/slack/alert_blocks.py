@@ -179,3 +179,9 @@ def resolve_prompt(*, ref: str, incident_id: int, total: int, commander: str | N
         },
     ]
     return Prompt(text=text, blocks=blocks)
+
+
+def prompt_answered(*, ref: str, actor: str) -> Prompt:
+    """A "Declare incident?" prompt once someone pressed Declare."""
+    text = f":white_check_mark: Declared as *{ref}* by <@{actor}>."
+    return Prompt(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
