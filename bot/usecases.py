@@ -314,7 +314,8 @@ async def _record_declaration(
         (EffectKind.SYNC_CARD, {}),
     ]
     if not person:
-        effects = effects[2:]
+        nobody = {EffectKind.INVITE, EffectKind.TELL_DECLARER}
+        effects = [(kind, payload) for kind, payload in effects if kind not in nobody]
     if not incident.private and services.settings.INCIDENTS_CHANNEL:
         effects.append((EffectKind.ANNOUNCE, {"event": "declared"}))
     for kind, payload in effects:
