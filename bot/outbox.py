@@ -76,6 +76,8 @@ class EffectKind(StrEnum):
     # Fill roles from PagerDuty/Opsgenie schedules; queued outside the incident's order (no
     # incident_id) so that a slow provider never holds up the incident's pages and posts.
     STAFF_ONCALL = "staff_oncall"
+    PROCESS_ALERTS = "process_alerts"  # a webhook's alerts: group, declare, record
+    ALERT_DIGEST = "alert_digest"  # new and resolved alerts told in the channel, coalesced
 
 
 Executor = Callable[[SideEffect, Mapping[str, Any]], Awaitable[None]]

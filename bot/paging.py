@@ -198,18 +198,25 @@ async def declare_incident(
     actor: str,
     declaration: Declaration,
     response_url: str | None = None,
+    playbook: Playbook | None = None,
+    then: usecases.Plan | None = None,
 ) -> Reply:
-    """Declare under the playbook that fits the service and severity (if any)."""
-    playbook = select_playbook(
+    """Declare under the playbook that fits the service and severity (if any).
+
+    An alert route names its own playbook; `then` runs last in the declaring transaction.
+    """
+    playbook = playbook or select_playbook(
         services.playbooks, service=declaration.service, severity=declaration.severity
     )
     if playbook is None:
         return await usecases.declare(
-            services, actor=actor, declaration=declaration, response_url=response_url
+            services, actor=actor, declaration=declaration, response_url=response_url, plan=then
         )
 
     async def plan(session: AsyncSession, incident: Incident) -> None:
         await plan_declaration(session, services, incident, playbook)
+        if then is not None:
+            await then(session, incident)
 
     return await usecases.declare(
         services,

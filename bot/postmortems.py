@@ -88,7 +88,11 @@ async def draft(services: Services, *, incident_id: int, refresh_names: bool = F
     )
     timeline = [
         PostmortemEntry(
-            occurred_at=e.occurred_at, kind=EntryKind(e.kind), text=e.text, author=e.author
+            occurred_at=e.occurred_at,
+            kind=EntryKind(e.kind),
+            text=e.text,
+            author=e.author,
+            group=e.alert_group,
         )
         for e in entries
     ]

@@ -22,7 +22,7 @@ from bot.outbox import EffectRunner
 from bot.pagers.retry import RetryPolicy
 from bot.slack.client import make_slack_client
 from bot.slack.directory import SlackDirectory
-from bot.tasks import Inflight
+from bot.tasks import Inflight, KeyedLocks
 from bot.timers import Timers
 
 
@@ -43,6 +43,7 @@ class Services:
     http: httpx.AsyncClient
     playbooks: tuple[Playbook, ...] = ()
     inflight: Inflight = field(default_factory=Inflight)
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
     # Where playbooks' `*_env` secrets are read, and how patiently pagers retry.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     pager_retry: RetryPolicy = field(default_factory=RetryPolicy)

@@ -7,6 +7,7 @@ transaction) and only then acts: the side-effect runner makes the Slack calls af
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -92,8 +93,8 @@ class Declaration:
     service: str | None = None
     impact: str | None = None
     origin: Origin | None = None
-    # Where it came from, for incidents_declared_total: command, form, shortcut or alert.
-    source: str = "command"
+    source: str = "command"  # command, form, shortcut, alert
+    started_at: datetime | None = None  # when impact began, if known (an alert's startsAt)
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,7 @@ async def declare(
                         playbook=playbook,
                         declared_by=actor,
                         declared_at=now,
+                        started_at=declaration.started_at,
                     )
                 )
                 about_incident(incident.ref)
@@ -281,9 +283,15 @@ async def _record_declaration(
     actor = incident.declared_by
     assert incident.id is not None
     sev = severity_label(incident.severity)
+    # A monitoring system (an alert route) declares too; it is nobody to invite or tell.
+    person = is_person(actor)
+    by = "" if person else f" by {actor}"
     events = [
         TimelineEvent(
-            EntryKind.DECLARED, now, f"Incident declared ({sev}): {incident.title}", actor
+            EntryKind.DECLARED,
+            now,
+            f"Incident declared{by} ({sev}): {incident.title}",
+            actor if person else None,
         )
     ]
     repo.record(incident, events, recorded_at=now)
@@ -302,7 +310,8 @@ async def _record_declaration(
                 permalink=origin.permalink,
             )
         )
-    await repo.assign(incident.id, role=COMMANDER_ROLE, user_id=actor, by=actor, at=now)
+    if person:
+        await repo.assign(incident.id, role=COMMANDER_ROLE, user_id=actor, by=actor, at=now)
     # The channel first (every lane waits for it), then, in their own lanes, the channel made
     # ready and the playbook's pages: neither waits for the other.
     await enqueue(session, kind=EffectKind.CREATE_CHANNEL, incident_id=incident.id, now=now)
@@ -311,18 +320,19 @@ async def _record_declaration(
         kind=EffectKind.SET_UP_CHANNEL,
         incident_id=incident.id,
         now=now,
-        payload={"users": [actor]},
+        payload={"users": [actor] if person else []},
     )
     if plan is not None:
         await plan(session, incident)
     await enqueue(session, kind=EffectKind.SET_TOPIC, incident_id=incident.id, now=now)
-    await enqueue(
-        session,
-        kind=EffectKind.TELL_DECLARER,
-        incident_id=incident.id,
-        now=now,
-        payload={"response_url": response_url},
-    )
+    if person:
+        await enqueue(
+            session,
+            kind=EffectKind.TELL_DECLARER,
+            incident_id=incident.id,
+            now=now,
+            payload={"response_url": response_url},
+        )
     if not incident.private and services.settings.INCIDENTS_CHANNEL:
         await enqueue(
             session,
@@ -873,3 +883,11 @@ async def find_incident(
     if incident is None:
         raise UserError("That incident no longer exists.")
     return await _find(services, asked=replace(asked, number=incident.number))
+
+
+_PERSON = re.compile(r"^[UW][A-Z0-9]+$")
+
+
+def is_person(actor: str) -> bool:
+    """Whether an actor is a Slack user (not a monitoring system declaring on a route's behalf)."""
+    return _PERSON.match(actor) is not None

@@ -15,6 +15,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot import postmortems
+from bot.alerts import AlertWork
 from bot.config import Settings
 from bot.core.grammar import parse_incident_ref
 from bot.core.playbooks import Playbook
@@ -53,6 +54,7 @@ def prepare(services: Services) -> None:
     services.effects.register(Paging(services).executors())
     services.effects.register(FollowUpIssues(services).executors())
     services.effects.register(OnCallStaffing(services).executors())
+    services.effects.register(AlertWork(services).executors())
     reminders = Reminders(services)
     services.effects.register(reminders.executors())
     services.timers.start(reminders.handle)

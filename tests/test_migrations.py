@@ -38,6 +38,8 @@ TABLES = {
     "counter",
     "inbox",
     "pin_holder",
+    "alert_group",
+    "alert",
 }
 
 

@@ -39,6 +39,7 @@ class EntryKind(StrEnum):
     RESOLVED = "resolved"
     REOPENED = "reopened"
     FOLLOW_UP = "follow_up"
+    ALERT = "alert"  # an alert fired or resolved (Alertmanager, Grafana)
 
 
 class EntrySource(StrEnum):

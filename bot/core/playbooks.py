@@ -717,6 +717,111 @@ class FollowUps(_Model):
 Roles = dict[RoleName, Annotated[Role, BeforeValidator(_none_as_empty)]]
 
 
+# --- alert routes -----------------------------------------------------------------------------
+
+# A matcher value holding any of these is a full-match regular expression.
+REGEX_CHARACTERS = frozenset("|.*+?[(")
+_LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_regex(value: str) -> bool:
+    """Whether an alert route's matcher value is read as a regular expression."""
+    return any(ch in REGEX_CHARACTERS for ch in value)
+
+
+def _label_name(value: object) -> str:
+    if isinstance(value, str) and _LABEL_RE.match(value):
+        return value
+    raise _fail(
+        f"{_quote(value)} is not a label name",
+        "use letters, digits and `_`, starting with a letter or `_` (as Prometheus does)",
+    )
+
+
+def _matcher_value(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _fail("expected a label value", "write a string; quote it if it holds `|` or `:`")
+    text = str(value)
+    if is_regex(text):
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise _fail(
+                f"{_quote(text)} is not a valid regular expression ({exc.msg})",
+                "fix the expression, or escape `|.*+?[(` with `\\` to match them literally",
+            ) from None
+    return text
+
+
+def _route_severity(value: object) -> object:
+    # `severity: sev2` is shorthand for a fixed severity.
+    return {"fixed": value} if isinstance(value, str | Severity) else value
+
+
+LabelName = Annotated[str, BeforeValidator(_label_name)]
+MatcherValue = Annotated[str, BeforeValidator(_matcher_value)]
+
+
+class AlertSeverity(_Model):
+    """An alert route's severity: fixed, or read from a label through a map."""
+
+    fixed: SeverityLevel | None = None
+    from_label: LabelName | None = None
+    map: dict[str, SeverityLevel] = Field(default_factory=dict)
+    default: SeverityLevel = Severity.SEV3
+
+    @model_validator(mode="after")
+    def _one_way(self) -> AlertSeverity:
+        if self.fixed is None and self.from_label is None:
+            raise _fail(
+                "this severity names neither a severity nor a label",
+                "write `severity: sev2`, or `{from_label: severity, map: {critical: sev1}}`",
+            )
+        return self
+
+    def for_labels(self, labels: Mapping[str, str]) -> Severity:
+        """The severity of an alert with these labels."""
+        if self.fixed is not None:
+            return self.fixed
+        value = labels.get(self.from_label or "", "")
+        return self.map.get(value, self.map.get(value.lower(), self.default))
+
+
+class AlertRoute(_Model):
+    """Alerts whose labels match come to this playbook (`alerts:` in a playbook)."""
+
+    match: dict[LabelName, MatcherValue]
+    severity: Annotated[AlertSeverity, BeforeValidator(_route_severity)] = Field(
+        default_factory=lambda: AlertSeverity(fixed=Severity.SEV3)
+    )
+    declare: Annotated[Literal["auto", "ask"], _choice("a way to declare", ("auto", "ask"))] = (
+        "auto"
+    )
+    group_by: tuple[LabelName, ...] | None = None
+
+    @field_validator("match", mode="after")
+    @classmethod
+    def _matches_something(cls, match: dict[str, str]) -> dict[str, str]:
+        if not match:
+            raise _fail("this route matches every alert", "add `match: {alertname: ...}`")
+        return match
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether an alert with these labels takes this route (a missing label is "")."""
+        for name, wanted in self.match.items():
+            value = labels.get(name, "")
+            if is_regex(wanted):
+                if re.fullmatch(wanted, value) is None:
+                    return False
+            elif value != wanted:
+                return False
+        return True
+
+    def claim(self) -> tuple[tuple[str, str], ...]:
+        """The matchers, in a form two routes can be compared by."""
+        return tuple(sorted(self.match.items()))
+
+
 class Playbook(_Model):
     """One playbook file, validated."""
 
@@ -732,6 +837,7 @@ class Playbook(_Model):
     bookmarks: tuple[Bookmark, ...] = ()
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
     followups: FollowUps | None = None
+    alerts: tuple[AlertRoute, ...] = ()
 
     @field_validator("escalation", mode="wrap")
     @classmethod
@@ -1069,6 +1175,27 @@ def _cross_file_problems(loaded: Sequence[PlaybookFile]) -> list[PlaybookProblem
                         ("match", "default"),
                         message=f"a second default playbook ({default.file} is the default)",
                         fix="keep `default: true` in one playbook only",
+                    )
+                )
+    problems += _claimed_twice(loaded)
+    return problems
+
+
+def _claimed_twice(loaded: Sequence[PlaybookFile]) -> list[PlaybookProblem]:
+    """Alert routes with the same matchers in two places: which playbook gets the alert?"""
+    problems: list[PlaybookProblem] = []
+    claims: dict[tuple[tuple[str, str], ...], tuple[PlaybookFile, int]] = {}
+    for one in loaded:
+        for index, route in enumerate(one.playbook.alerts):
+            first = claims.setdefault(route.claim(), (one, index))
+            if first != (one, index):
+                owner, at = first
+                problems.append(
+                    one.problem(
+                        ("alerts", index, "match"),
+                        message=f"this route's matchers are already claimed by "
+                        f"{owner.file} (alerts[{at}])",
+                        fix="keep the route in one playbook, or make the matchers differ",
                     )
                 )
     return problems

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.core.alerts import AlertEntry, storm_lines
 from bot.core.clock import format_time, humanize_duration
 from bot.core.enums import EntryKind, Severity, Status
 from bot.core.lifecycle import order_timeline, severity_label, status_label
@@ -59,6 +60,7 @@ class PostmortemEntry:
     kind: EntryKind
     text: str
     author: str | None = None
+    group: str | None = None  # an alert's group, for counting a storm
 
 
 @dataclass(frozen=True)
@@ -414,6 +416,7 @@ def render_postmortem(
     timeline = order_timeline(
         _in_utc(entry) for entry in entries if entry.kind not in LEFT_OUT_KINDS
     )
+    timeline = summarise_storms(timeline)
     title = escape_text(facts.title, names=names)
     heading = f"# Postmortem: {escape_text(facts.ref, names=names)}"
     blocks = [f"{heading} — {title}" if title else heading]
@@ -474,3 +477,47 @@ def timeline_lines(
         _timeline_line(entry, tz=tz, names=names, authors=authors, with_date=with_date)
         for entry in timeline
     ]
+
+
+# --- alert storms -----------------------------------------------------------------------------
+
+# From this many alert entries of one group in one minute, the postmortem counts them in one
+# line instead of listing them; the timeline record (`python -m bot timeline`) keeps each one.
+STORM_MIN_ALERTS = 5
+_ALERT_TEXT_RE = re.compile(r"^(?P<name>.*?) (?P<what>fired|resolved)\b")
+
+
+def _storm_key(entry: PostmortemEntry) -> tuple[str, datetime]:
+    minute = entry.occurred_at.astimezone(UTC).replace(second=0, microsecond=0)
+    return entry.group or "", minute
+
+
+def summarise_storms(timeline: Sequence[PostmortemEntry]) -> list[PostmortemEntry]:
+    """The timeline with each storm (per group and minute) as one counted line, in place."""
+    alerts = [entry for entry in timeline if entry.kind is EntryKind.ALERT]
+    buckets: dict[tuple[str, datetime], list[AlertEntry]] = {}
+    for entry in alerts:
+        found = _ALERT_TEXT_RE.match(entry.text)
+        buckets.setdefault(_storm_key(entry), []).append(
+            AlertEntry(
+                occurred_at=entry.occurred_at,
+                group=entry.group or "",
+                name=found.group("name") if found else "alert",
+                resolved=bool(found and found.group("what") == "resolved"),
+            )
+        )
+    storms = {key: storm_lines(found)[0] for key, found in buckets.items()}
+    storms = {key: line for key, line in storms.items() if len(buckets[key]) >= STORM_MIN_ALERTS}
+    if not storms:
+        return list(timeline)
+    shown: list[PostmortemEntry] = []
+    told: set[tuple[str, datetime]] = set()
+    for entry in timeline:
+        key = _storm_key(entry) if entry.kind is EntryKind.ALERT else None
+        if key is None or key not in storms:
+            shown.append(entry)
+        elif key not in told:
+            told.add(key)
+            line = storms[key]
+            shown.append(PostmortemEntry(line.at, EntryKind.ALERT, line.text(), group=entry.group))
+    return shown

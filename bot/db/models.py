@@ -79,6 +79,9 @@ class TimelineEntry(SQLModel, table=True):
     # Who has a 📌 on the message now (space-separated user ids): the entry stays on the
     # timeline until the last one is taken away.
     pinned_by: str | None = Field(default=None, sa_type=sa.Text)
+    # The alert group an alert's entry belongs to, as people read it (the postmortem counts
+    # a storm per group and minute).
+    alert_group: str | None = Field(default=None, max_length=200)
 
     def pinners(self) -> list[str]:
         return (self.pinned_by or "").split()
@@ -248,3 +251,45 @@ SCHEDULER_JOBS = sa.Table(
     sa.Column("next_run_time", sa.Float(25), index=True),
     sa.Column("job_state", sa.LargeBinary, nullable=False),
 )
+
+
+class AlertGroup(SQLModel, table=True):
+    """Alerts one route groups together; they belong to one open incident at a time."""
+
+    __tablename__ = "alert_group"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)  # sha256 of route and grouping labels
+    label: str = Field(max_length=200)
+    source: str = Field(max_length=20)
+    playbook: str = Field(max_length=100)
+    route: int = 0
+    severity: Severity = Field(sa_type=EnumString(Severity, 8), default=Severity.SEV3)
+    declare: str = Field(max_length=8, default="auto")
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    asked_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    created_at: datetime = Field(sa_column=_when(nullable=False))
+
+
+class AlertRecord(SQLModel, table=True):
+    """One alert (fingerprint or labels, and startsAt), however many times it was sent."""
+
+    __tablename__ = "alert"
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity: str = Field(max_length=64, unique=True)
+    group_id: int = Field(foreign_key="alert_group.id", index=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    source: str = Field(max_length=20)
+    name: str = Field(max_length=200)
+    labels: str = Field(sa_type=sa.Text, default="{}")  # JSON
+    annotations: str = Field(sa_type=sa.Text, default="{}")  # JSON
+    links: str = Field(sa_type=sa.Text, default="{}")  # JSON: title -> URL
+    starts_at: datetime = Field(sa_column=_when(nullable=False))
+    ends_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    received_at: datetime = Field(sa_column=_when(nullable=False))
+    # Written on the incident's timeline / told in its channel.
+    fired_recorded: bool = False
+    resolved_recorded: bool = False
+    fired_told: bool = False
+    resolved_told: bool = False

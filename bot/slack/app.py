@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
-from bot.slack import commands, events, interactions
+from bot.slack import alert_actions, commands, events, interactions
 from bot.slack.client import make_slack_client
 from bot.slack.errors import show_error
 from bot.slack.ids import ActionId, CallbackId, CommandName
@@ -101,6 +101,8 @@ def build_bolt_app(
     app.action(ActionId.SNOOZE_REMINDER)(interactions.snooze_button)
     app.action(ActionId.COMPLETE_TASK)(interactions.task_button)
     app.action(ActionId.REMOVE_TASK)(interactions.task_button)
+    app.action(ActionId.DECLARE_FROM_ALERT)(alert_actions.declare_button)
+    app.action(ActionId.RESOLVE_FROM_ALERTS)(alert_actions.resolve_button)
     app.shortcut(CallbackId.DECLARE_SHORTCUT)(interactions.declare_shortcut)
     app.view(CallbackId.DECLARE_MODAL)(interactions.declare_submitted)
     app.event("reaction_added")(events.reaction_added)

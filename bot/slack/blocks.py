@@ -81,6 +81,7 @@ class CardData:
     channel_id: str | None
     playbook: str | None = None
     links: Sequence[tuple[str, str]] = ()  # (title, url)
+    alerts_firing: int | None = None  # None: no alert is behind this incident
 
 
 @dataclass(frozen=True)
@@ -318,6 +319,8 @@ def summary_card(card: CardData, *, tz: ZoneInfo) -> list[Block]:
     ]
     if card.status is Status.RESOLVED and card.resolved_at is not None:
         fields.append(_field("Resolved", format_time(card.resolved_at, tz, with_date=True)))
+    if card.alerts_firing is not None:
+        fields.append(_field("Alerts firing", f"{card.alerts_firing:,}"))
     other_roles = [(role, ids) for role, ids in card.roles.items() if role != COMMANDER_ROLE]
     blocks: list[Block] = [_header(f"{card.ref}: {card.title}")]
     role_blocks: list[Block] = []

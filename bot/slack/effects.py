@@ -15,7 +15,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import postmortems
+from bot import alerts, postmortems
 from bot.core.channel_name import channel_name
 from bot.core.clock import humanize_duration
 from bot.core.enums import Status
@@ -99,6 +99,7 @@ class SlackEffects:
             channel_id=incident.channel_id,
             playbook=incident.playbook,
             links=links,
+            alerts_firing=await alerts.firing_count(self.services, incident.id),
         )
 
     # -- executors ------------------------------------------------------------------------

@@ -19,6 +19,8 @@ class ActionId(StrEnum):
     SNOOZE_REMINDER = "reminder-snooze"
     COMPLETE_TASK = "task-complete"
     REMOVE_TASK = "task-remove"
+    DECLARE_FROM_ALERT = "alert-declare"  # on a "Declare incident?" prompt
+    RESOLVE_FROM_ALERTS = "alert-resolve"  # once every alert of an incident has resolved
 
 
 class CallbackId(StrEnum):

@@ -20,7 +20,7 @@ from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
 from bot.services import Services
 from bot.slack import shapes
-from bot.web import protocol_errors, tracker_webhooks
+from bot.web import alert_webhooks, protocol_errors, tracker_webhooks
 from bot.web.bodies import BadRequest, json_object
 from bot.web.slack_edge import content_type_of, parse_slack_body, refuse, verify_slack_signature
 
@@ -49,6 +49,8 @@ def create_web_app(
     app.router.add_post("/webhooks/pagerduty", pagerduty_webhook)
     app.router.add_post("/webhooks/github", tracker_webhooks.github_webhook(services))
     app.router.add_post("/webhooks/jira", tracker_webhooks.jira_webhook(services))
+    app.router.add_post("/webhooks/alertmanager", alert_webhooks.alertmanager(services))
+    app.router.add_post("/webhooks/grafana", alert_webhooks.grafana(services))
     return app
 
 
