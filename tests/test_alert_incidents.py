@@ -112,7 +112,7 @@ async def test_later_alerts_join_repeats_add_nothing_resolutions_are_recorded(
     assert entries[[e.text for e in entries].index(texts[1])].occurred_at == datetime(
         2026, 11, 25, 18, 17, 0, 500000, tzinfo=UTC
     )
-    counters = world.bot.services.metrics.render()
+    counters = world.bot.services.metrics.render()[0].decode()
     assert 'alerts_deduplicated_total{source="alertmanager"} 6' in counters
 
     # One resolves: recorded at its endsAt; the incident stays open while the other fires.

@@ -248,7 +248,7 @@ async def test_unrouted_alerts_are_202_counted_and_nothing_else(world: AlertWorl
     await world.settle()
     assert await _owed(world) == []
     assert await world.incidents() == []
-    counters = world.bot.services.metrics.render()
+    counters = world.bot.services.metrics.render()[0].decode()
     assert 'alerts_unrouted_total{source="alertmanager"} 2' in counters
     assert 'webhook_requests_total{endpoint="alertmanager",outcome="unrouted"} 1' in counters
 
@@ -285,7 +285,7 @@ async def test_accepted_deliveries_are_counted(world_any_db: AlertWorld) -> None
     world = world_any_db
     status, body = await world.send(am_payload([am_alert(), am_alert(name="Unrouted")]))
     assert (status, body) == (200, {"received": 2, "routed": 1})
-    counters = world.bot.services.metrics.render()
+    counters = world.bot.services.metrics.render()[0].decode()
     assert 'alerts_received_total{source="alertmanager"} 2' in counters
     assert 'alerts_unrouted_total{source="alertmanager"} 1' in counters
     assert 'webhook_requests_total{endpoint="alertmanager",outcome="accepted"} 1' in counters

@@ -36,6 +36,7 @@ PD_SECRET = "pd-webhook-secret-for-tests"
 PM_TOKEN = "postmortem-token-for-tests"
 GH_SECRET = "github-webhook-secret-for-tests"
 JIRA_SECRET = "jira-webhook-secret-for-tests"
+ALERT_TOKEN = "alert-webhook-token-for-tests"
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -51,6 +52,7 @@ async def bot(
         POSTMORTEM_TOKEN=PM_TOKEN,
         GITHUB_WEBHOOK_SECRET=GH_SECRET,
         JIRA_WEBHOOK_SECRET=JIRA_SECRET,
+        ALERT_WEBHOOK_TOKEN=ALERT_TOKEN,
     )
     harness, runner = await start_bot(settings=config, emulator=emulator, clock=clock)
     try:
@@ -685,6 +687,36 @@ def _jira_template(bot: BotHarness) -> bytes:
     ).encode()
 
 
+def _alert_template(bot: BotHarness) -> bytes:
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "HighErrorRate", "service": "checkout"},
+        "annotations": {"summary": "5xx above 5%"},
+        "startsAt": "2026-11-25T18:29:00.123456789Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": "f1",
+    }
+    return json.dumps(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="HighErrorRate"}',
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "bot",
+            "groupLabels": {"alertname": "HighErrorRate"},
+            "commonLabels": alert["labels"],
+            "commonAnnotations": alert["annotations"],
+            "externalURL": "http://alertmanager",
+            "alerts": [alert],
+        }
+    ).encode()
+
+
+def _alert_bearer(body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {ALERT_TOKEN}"}
+
+
 def _bearer(body: bytes) -> dict[str, str]:
     return {"Authorization": f"Bearer {PM_TOKEN}"}
 
@@ -713,6 +745,8 @@ ENTRY_POINTS = [
     EntryPoint("postmortem", "GET", "/incidents/1/postmortem.md", _bearer),
     EntryPoint("github webhook", "POST", "/webhooks/github", github_signed, (_github_template,)),
     EntryPoint("jira webhook", "POST", "/webhooks/jira", jira_signed, (_jira_template,)),
+    EntryPoint("alertmanager", "POST", "/webhooks/alertmanager", _alert_bearer, (_alert_template,)),
+    EntryPoint("grafana", "POST", "/webhooks/grafana", _alert_bearer, (_alert_template,)),
 ]
 # Other entry points (/webhooks/alertmanager, /webhooks/grafana, /webhooks/github,
 # /webhooks/jira) are covered by appending them here with their authentication.

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
@@ -65,8 +64,7 @@ class OnCallWorld(PagingWorld):
         )
 
     def metric(self, name: str, **labels: str) -> int:
-        counters: Any = self.harness.services.metrics.counters
-        return int(counters[(name, tuple(sorted(labels.items())))])
+        return int(self.harness.services.metrics.value(name, **labels) or 0)
 
 
 @asynccontextmanager

@@ -162,7 +162,7 @@ async def test_an_issue_is_filed_with_the_incident_owner_due_date_labels_and_mar
         assert link["marks"] == [
             {"type": "link", "attrs": {"href": "https://slack.com/app_redirect?channel=C07"}}
         ]
-    assert f'tracker="{case.name}"' in case.metrics.render()
+    assert f'tracker="{case.name}"' in case.metrics.render()[0].decode()
 
 
 async def test_an_owner_the_tracker_cannot_resolve_is_named_in_the_body(case: Case) -> None:

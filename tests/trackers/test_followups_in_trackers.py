@@ -281,7 +281,7 @@ async def test_a_secondary_rate_limit_is_waited_out_without_an_early_request(gh:
     gh.clock.advance(timedelta(seconds=15))
     await gh.bot.settle()
     assert len(gh.github.all_issues()) == 2 and gh.github.early == 0
-    metrics = gh.bot.services.metrics.render()
+    metrics = gh.bot.services.metrics.render()[0].decode()
     assert counted(metrics, "tracker_calls_total", tracker="github", outcome="rate_limited") == 1
 
 
@@ -327,7 +327,7 @@ async def test_the_github_webhook_answers_as_the_design_says(gh: World) -> None:
         200,
         {"outcome": "unknown", "issue": "acme/infra#1"},
     )
-    metrics = gh.bot.services.metrics.render()
+    metrics = gh.bot.services.metrics.render()[0].decode()
     assert (
         counted(metrics, "webhook_requests_total", endpoint="github", outcome="unauthorized") == 2
     )
