@@ -1,4 +1,4 @@
-"""Ack latency of the bot against a bare Bolt app that only acks; Web API calls per declaration.
+"""Ack latency of `help` and `note` against a bare Bolt app that only acks, in the same run.
 
     python bench/ack_latency.py [--requests 1000] [--concurrency 50]
 
@@ -68,6 +68,13 @@ async def start(app: web.Application) -> tuple[web.AppRunner, str]:
 
 
 async def hammer(url: str, bodies: list[str], concurrency: int) -> list[float]:
+    """Send the bodies, `concurrency` at a time; the latencies of all but a warm-up tenth."""
+    warm_up = len(bodies) // 10
+    await _send(url, bodies[:warm_up], concurrency)
+    return await _send(url, bodies[warm_up:], concurrency)
+
+
+async def _send(url: str, bodies: list[str], concurrency: int) -> list[float]:
     latencies: list[float] = []
     queue: asyncio.Queue[str] = asyncio.Queue()
     for body in bodies:
@@ -158,6 +165,14 @@ async def main(requests: int, concurrency: int) -> None:
             print(f"Web API calls per declaration: {len(calls)} ({', '.join(calls)})")
             channel = emulator.calls_to("conversations.create")[-1].response["channel"]["id"]
 
+            helps = [
+                command("help", user=alice, channel=channel, response_url=emulator.response_url())
+                for _ in range(requests)
+            ]
+            help_p50, help_p99 = describe(
+                "incident bot (/incident help)", await hammer(url, helps, concurrency)
+            )
+            await services.settle(120)
             bodies = [
                 command(
                     f"note bench note {i}",
@@ -187,7 +202,8 @@ async def main(requests: int, concurrency: int) -> None:
         ],
         concurrency,
     )
-    print(f"ratio bot/bare: p50 x{bot_p50 / bare_p50:.2f}, p99 x{bot_p99 / bare_p99:.2f}")
+    print(f"ratio help/bare: p50 x{help_p50 / bare_p50:.2f}, p99 x{help_p99 / bare_p99:.2f}")
+    print(f"ratio note/bare: p50 x{bot_p50 / bare_p50:.2f}, p99 x{bot_p99 / bare_p99:.2f}")
     await emulator.stop()
 
 

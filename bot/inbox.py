@@ -18,12 +18,14 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from bot.core.clock import Clock
+from bot.db.gate import URGENT, WriteGate
 from bot.db.models import InboxRequest
 from bot.errors import AlreadyHandled
 from bot.timers import holder_id, holder_is_gone
@@ -56,14 +58,17 @@ class Inbox:
         *,
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
+        gate: WriteGate | None = None,
         poll_seconds: float = 1.0,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.gate = gate or WriteGate(enabled=False)
         self.poll_seconds = poll_seconds
         self.owner = holder_id()
         self.replay: Replay | None = None  # set by the wiring: dispatch through the listeners
-        self._queue: list[tuple[InboxRequest, asyncio.Future[Ticket]]] = []
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[Ticket]]] = []
+        self._finished: list[tuple[Ticket, str | None]] = []  # done, marked with the next write
         self._writer: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._replays: set[asyncio.Task[None]] = set()
@@ -75,36 +80,74 @@ class Inbox:
     async def record(self, *, source: str, content_type: str, body: str) -> Ticket:
         """Commit the request; requests that arrive while a commit is under way share the next."""
         now = self.clock.now()
-        row = InboxRequest(
-            source=source,
-            content_type=content_type[:200],
-            body=body,
-            received_at=now,
-            claimed_by=self.owner,
-            claimed_until=now + LEASE,
-        )
+        # A plain row, not a model instance: this is on every request's way to its ack.
+        row = {
+            "source": source,
+            "content_type": content_type[:200],
+            "body": body,
+            "received_at": now,
+            "claimed_by": self.owner,
+            "claimed_until": now + LEASE,
+            "attempts": 0,
+        }
         future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
         self._queue.append((row, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="inbox-writer")
+        self._wake_writer()
         return await future
 
+    def _wake_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="inbox-writer")
+
     async def _write(self) -> None:
-        while self._queue:
+        """One transaction for what arrived meanwhile: new requests, and requests now done."""
+        while self._queue or self._finished:
             batch, self._queue = self._queue, []
+            finished, self._finished = self._finished, []
             try:
-                async with self.sessions() as session, session.begin():
-                    session.add_all([row for row, _ in batch])
-                    await session.flush()
-                    tickets = [Ticket(id=row.id or 0) for row, _ in batch]
+                async with self.gate.turn(URGENT), self.sessions() as session, session.begin():
+                    tickets = []
+                    if batch:
+                        inserted = await session.execute(
+                            sa.insert(InboxRequest).returning(
+                                col(InboxRequest.id), sort_by_parameter_order=True
+                            ),
+                            [row for row, _ in batch],
+                        )
+                        tickets = [Ticket(id=i) for i in inserted.scalars() if i is not None]
+                    await self._mark_done(session, finished)
             except Exception as exc:  # each waiting request answers 5xx: Slack will know
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+                log.warning("inbox write failed (%r); finished requests are recovered later", exc)
                 continue
+            for ticket, _ in finished:
+                ticket.consumed = True
             for (_, future), ticket in zip(batch, tickets, strict=True):
                 if not future.done():
                     future.set_result(ticket)
+
+    async def _mark_done(
+        self, session: AsyncSession, finished: list[tuple[Ticket, str | None]]
+    ) -> None:
+        now = self.clock.now()
+        plain = [ticket.id for ticket, error in finished if error is None]
+        if plain:
+            await session.execute(
+                sa.update(InboxRequest)
+                .where(col(InboxRequest.id).in_(plain), col(InboxRequest.done_at).is_(None))
+                .values(done_at=now, claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        for ticket, error in finished:
+            if error is not None:
+                await session.execute(
+                    sa.update(InboxRequest)
+                    .where(col(InboxRequest.id) == ticket.id, col(InboxRequest.done_at).is_(None))
+                    .values(done_at=now, claimed_until=None, last_error=error)
+                    .execution_options(synchronize_session=False)
+                )
 
     # -- after the ack -----------------------------------------------------------------------
 
@@ -127,32 +170,32 @@ class Inbox:
             raise AlreadyHandled(ticket.id)
         return ticket
 
-    async def finish(self, ticket: Ticket, *, error: str | None = None) -> None:
-        """The request's work is over: done, unless a transaction of the work said so already."""
+    def finish(self, ticket: Ticket, *, error: str | None = None) -> None:
+        """The request's work is over: marked done with the next inbox write (one commit for
+        all the requests that ended meanwhile), unless a transaction of the work said so."""
         if ticket.consumed:
             return
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                sa.update(InboxRequest)
-                .where(col(InboxRequest.id) == ticket.id, col(InboxRequest.done_at).is_(None))
-                .values(done_at=self.clock.now(), last_error=error, claimed_until=None)
-                .execution_options(synchronize_session=False)
-            )
-        ticket.consumed = True
+        self._finished.append((ticket, error))
+        self._wake_writer()
+
+    async def flush(self) -> None:
+        """Wait until what was recorded or finished so far is committed."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
 
     def began(self, ticket: Ticket) -> None:
         """A piece of work after the ack started; the request is done when the last one ends."""
         ticket.spawned += 1
 
-    async def ended(self, ticket: Ticket, *, error: str | None = None) -> None:
+    def ended(self, ticket: Ticket, *, error: str | None = None) -> None:
         ticket.spawned -= 1
         if ticket.spawned <= 0:
-            await self.finish(ticket, error=error)
+            self.finish(ticket, error=error)
 
-    def finish_soon(self, ticket: Ticket, spawn: Callable[..., object]) -> None:
+    def finish_soon(self, ticket: Ticket) -> None:
         """After the dispatch: a request that started no work after its ack is done now."""
-        if ticket.spawned == 0 and not ticket.consumed:
-            spawn(self.finish(ticket), name=f"inbox-done:{ticket.id}")
+        if ticket.spawned == 0:
+            self.finish(ticket)
 
     # -- recovery ----------------------------------------------------------------------------
 
@@ -169,8 +212,7 @@ class Inbox:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        if self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
+        await self.flush()
         self._loop_task = None
         self._stopping = False
         self._stop_asked = asyncio.Event()
@@ -222,7 +264,7 @@ class Inbox:
                 log.warning(
                     "inbox request #%s set aside after %s attempts", request.id, MAX_ATTEMPTS
                 )
-                await self.finish(Ticket(id=request_id), error="set aside after repeated failures")
+                self.finish(Ticket(id=request_id), error="set aside after repeated failures")
                 continue
             log.warning("running again request #%s, acknowledged by a process now gone", request.id)
             await self._replay(request)
@@ -264,7 +306,7 @@ class Inbox:
         finally:
             CURRENT.reset(token)
         if ticket.spawned == 0:
-            await self.finish(ticket)
+            self.finish(ticket)
 
 
 def _abandoned(holder: str | None, until: datetime | None, now: datetime, me: str) -> bool:

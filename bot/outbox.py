@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from bot.core.clock import Clock
+from bot.db.gate import WriteGate
 from bot.db.models import Incident, SideEffect
 from bot.errors import RetryLater, SideEffectFailed
 from bot.logs import working_on
@@ -254,8 +255,10 @@ class EffectRunner:
         metrics: Metrics,
         poll_seconds: float = 1.0,
         concurrency: int = 16,
+        gate: WriteGate | None = None,
     ) -> None:
         self.sessions = sessions
+        self.gate = gate or WriteGate(enabled=False)
         self.clock = clock
         self.metrics = metrics
         self.poll_seconds = poll_seconds
@@ -367,7 +370,7 @@ class EffectRunner:
     async def _claim_runs(self, room: int) -> dict[object, list[SideEffect]]:
         """Claim, in one transaction, the due effects at the head of up to `room` queues."""
         now = self.clock.now()
-        async with self.sessions() as session, session.begin():
+        async with self.gate.turn(), self.sessions() as session, session.begin():
             dead = await self._dead_holders(session, now)
             claimable = sa.or_(
                 col(SideEffect.claimed_until).is_(None),
@@ -524,7 +527,7 @@ class EffectRunner:
     async def _release(self, effects: Sequence[SideEffect]) -> None:
         if not effects:
             return
-        async with self.sessions() as session, session.begin():
+        async with self.gate.turn(), self.sessions() as session, session.begin():
             await session.execute(
                 sa.update(SideEffect)
                 .where(
@@ -572,7 +575,7 @@ class EffectRunner:
             values["last_error"] = _describe(error)
             self.metrics.inc("side_effects_total", kind=effect.kind, outcome="failed")
             log.error("%s #%s failed for good: %s", effect.kind, effect.id, _describe(error))
-        async with self.sessions() as session, session.begin():
+        async with self.gate.turn(), self.sessions() as session, session.begin():
             await session.execute(
                 sa.update(SideEffect)
                 .where(col(SideEffect.id) == effect.id)

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.core.clock import Clock, SystemClock
 from bot.core.playbooks import Playbook
 from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.gate import WriteGate
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.oncall.cache import OnCallCache
@@ -22,7 +23,7 @@ from bot.outbox import EffectRunner
 from bot.pagers.retry import RetryPolicy
 from bot.slack.client import make_slack_client
 from bot.slack.directory import SlackDirectory
-from bot.tasks import Inflight, KeyedLocks
+from bot.tasks import AckFirst, Inflight, KeyedLocks
 from bot.timers import Timers
 
 
@@ -38,12 +39,14 @@ class Services:
     directory: SlackDirectory
     effects: EffectRunner
     inbox: Inbox
+    gate: WriteGate
     metrics: Metrics
     timers: Timers
     http: httpx.AsyncClient
     playbooks: tuple[Playbook, ...] = ()
     inflight: Inflight = field(default_factory=Inflight)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    ack_first: AckFirst = field(default_factory=AckFirst)
     # Where playbooks' `*_env` secrets are read, and how patiently pagers retry.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     pager_retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -62,6 +65,7 @@ class Services:
         async with asyncio.timeout(seconds):
             while True:
                 await self.inflight.wait(seconds)
+                await self.inbox.flush()
                 ran = await self.effects.run_due()
                 ran += await self.timers.run_due(self.clock.now())
                 if ran == 0 and not len(self.inflight):
@@ -82,6 +86,7 @@ def build_services(
     """Engine, sessions and the Slack client from the settings; nothing is contacted yet."""
     engine = make_engine(settings.DATABASE_URL)
     sessions = make_sessionmaker(engine)
+    gate = WriteGate(enabled=engine.dialect.name == "sqlite")
     clock = clock or SystemClock()
     metrics = Metrics()
     # Commands that never call Slack (db upgrade, postmortem) run without a token.
@@ -94,8 +99,9 @@ def build_services(
         slack=slack,
         clock=clock,
         directory=SlackDirectory(slack),
-        effects=EffectRunner(sessions=sessions, clock=clock, metrics=metrics),
-        inbox=Inbox(sessions=sessions, clock=clock),
+        effects=EffectRunner(sessions=sessions, clock=clock, metrics=metrics, gate=gate),
+        inbox=Inbox(sessions=sessions, clock=clock, gate=gate),
+        gate=gate,
         metrics=metrics,
         timers=Timers(database_url=settings.DATABASE_URL, sessions=sessions, clock=clock),
         http=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),

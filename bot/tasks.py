@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -75,3 +75,41 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class AckFirst:
+    """Requests waiting for their answer go before the work of requests already answered.
+
+    The work after an ack and the side-effect runner run on the same event loop as the
+    requests still waiting for their 200: during a burst they would compete with those acks.
+    Background work asks `turn()` first and waits while answers are being prepared, a little
+    at most (`patience`), so that a steady stream of requests never starves it.
+    """
+
+    def __init__(self, *, patience: float = 2.0, concurrency: int = 8) -> None:
+        self.patience = patience
+        self._answering = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._slots = asyncio.Semaphore(concurrency)
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around the work that stands between a request and its answer."""
+        self._answering += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if self._answering == 0:
+                self._quiet.set()
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Around a piece of background work: after the answers, a few at a time."""
+        async with self._slots:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.patience):
+                    await self._quiet.wait()
+            yield

@@ -180,7 +180,7 @@ async def socket_mode(settings: Settings) -> None:
             app_token=settings.secret("SLACK_APP_TOKEN"),
             slack=services.slack,
             metrics=services.metrics,
-            intake=Intake(inbox=services.inbox, spawn=services.inflight.spawn),
+            intake=Intake(inbox=services.inbox),
         )
         await socket.start()
         start_background(services)

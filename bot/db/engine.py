@@ -66,8 +66,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
-    # Readers do not wait for the writer, and a commit is one append to the log.
+    # Readers do not wait for the writer, and a commit is one append to the log. NORMAL syncs
+    # the log at checkpoints, not at every commit: a commit survives the process being killed
+    # (kill -9), not the machine losing power; PostgreSQL is the database for that.
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

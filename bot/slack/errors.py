@@ -41,7 +41,8 @@ def after_ack(
     async def run() -> None:
         error_text = None
         try:
-            await work
+            async with services.ack_first.turn():
+                await work
         except AlreadyHandled:
             log.info("request already handled by another process; nothing done twice")
         except Exception as error:  # every failure is translated, none is swallowed
@@ -49,7 +50,7 @@ def after_ack(
             await show_error(error, body=body, respond=respond, client=client)
         finally:
             if ticket is not None:
-                await services.inbox.ended(ticket, error=error_text)
+                services.inbox.ended(ticket, error=error_text)
 
     services.inflight.spawn(run(), name=f"after-ack:{body.get('type') or body.get('command')}")
 

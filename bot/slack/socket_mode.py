@@ -85,7 +85,7 @@ async def handle_envelope(
         response = await bolt.async_dispatch(bolt_request)
     finally:
         inbox.CURRENT.reset(token)
-    intake.inbox.finish_soon(ticket, intake.spawn)
+    intake.inbox.finish_soon(ticket)
     return ack_for(request.envelope_id, response)
 
 
@@ -94,7 +94,6 @@ class Intake:
     """Where envelopes are recorded before they are acknowledged."""
 
     inbox: inbox.Inbox
-    spawn: Callable[..., object]
 
 
 def ack_for(envelope_id: str, response: BoltResponse) -> Ack | None:

@@ -89,6 +89,11 @@ async def count_requests(
 async def slack_events_handler(request: web.Request) -> web.StreamResponse:
     """Slash commands, interactivity and events: signature, shape, recorded, then answered."""
     services = request.app[SERVICES]
+    with services.ack_first.answering():
+        return await _answer_slack(request, services)
+
+
+async def _answer_slack(request: web.Request, services: Services) -> web.StreamResponse:
     raw = await request.read()
     secret = services.settings.secret("SLACK_SIGNING_SECRET")
     if not verify_slack_signature(raw, request.headers, secret, time.time()):
@@ -111,7 +116,7 @@ async def slack_events_handler(request: web.Request) -> web.StreamResponse:
         )
     finally:
         inbox.CURRENT.reset(token)
-    services.inbox.finish_soon(ticket, services.inflight.spawn)
+    services.inbox.finish_soon(ticket)
     return await to_aiohttp_response(bolt_response)
 
 
