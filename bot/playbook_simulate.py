@@ -15,7 +15,12 @@ from pathlib import Path
 
 from bot.core.clock import parse_duration
 from bot.core.enums import Severity
-from bot.core.playbooks import Playbook, check_playbook_files, format_problem
+from bot.core.playbooks import (
+    Playbook,
+    check_playbook_files,
+    format_duration,
+    format_problem,
+)
 from bot.core.simulation import (
     Ack,
     choose_playbook,
@@ -23,7 +28,6 @@ from bot.core.simulation import (
     render_no_playbook,
     render_text,
     simulate,
-    span,
 )
 from bot.errors import UserError
 from bot.playbook_check import read_playbook_files
@@ -57,7 +61,7 @@ def run_duration_argument(text: str) -> timedelta:
     """An argparse type for `--for`: above zero and at most 30 days."""
     delta = duration_argument(text)
     if delta > LONGEST_RUN:
-        raise argparse.ArgumentTypeError(f"`{text}` is longer than {span(LONGEST_RUN)}")
+        raise argparse.ArgumentTypeError(f"`{text}` is longer than {format_duration(LONGEST_RUN)}")
     return delta
 
 

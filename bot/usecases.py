@@ -759,52 +759,7 @@ async def record_membership(
         )
 
 
-async def record_pin(
-    services: Services,
-    *,
-    event_id: str,
-    channel_id: str,
-    ts: str,
-    pinned_by: str,
-    author: str | None,
-    event_at: datetime | None = None,
-) -> None:
-    """📌 on a message: it joins the timeline at the message's own time, once."""
-    await _set_pin(
-        services,
-        event_id=event_id,
-        channel_id=channel_id,
-        ts=ts,
-        user=pinned_by,
-        present=True,
-        author=author,
-        event_at=event_at,
-    )
-
-
-async def retract_pin(
-    services: Services,
-    *,
-    event_id: str,
-    channel_id: str,
-    ts: str,
-    by: str,
-    event_at: datetime | None = None,
-) -> None:
-    """📌 removed: when it was the last one, the entry leaves the timeline (kept, retracted)."""
-    await _set_pin(
-        services,
-        event_id=event_id,
-        channel_id=channel_id,
-        ts=ts,
-        user=by,
-        present=False,
-        author=None,
-        event_at=event_at,
-    )
-
-
-async def _set_pin(
+async def set_pin(
     services: Services,
     *,
     event_id: str,
@@ -815,7 +770,8 @@ async def _set_pin(
     author: str | None,
     event_at: datetime | None,
 ) -> None:
-    """Apply one person's 📌 event; the entry follows who still has a 📌, whatever the order.
+    """A 📌 added (`present`) or removed: the message is on the timeline at its own time while
+    anyone still has a 📌 on it, and retracted (kept) when the last one is taken away.
 
     Each person's latest event (by Slack's own event time) says whether they hold a 📌, so an
     add and a remove handled by two processes in either order end the same way. The incident's

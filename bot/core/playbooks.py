@@ -173,7 +173,8 @@ def _quote(value: object, limit: int = 40) -> str:
     return f"`{text}`"
 
 
-def _format_duration(delta: timedelta) -> str:
+def format_duration(delta: timedelta) -> str:
+    """A duration as playbooks write it: `30s`, `5m`, `1h30m`, `5d`."""
     seconds = int(delta.total_seconds())
     if seconds == 0:
         return "0s"
@@ -913,8 +914,8 @@ def _tier_errors(tiers: object, info: ValidationInfo) -> list[InitErrorDetails]:
             errors.append(
                 _error(
                     (index, "after"),
-                    f"`after: {_format_duration(after)}` is not later than "
-                    f"escalation[{written[previous[0]]}] (`{_format_duration(previous[1])}`)",
+                    f"`after: {format_duration(after)}` is not later than "
+                    f"escalation[{written[previous[0]]}] (`{format_duration(previous[1])}`)",
                     "tiers are paged in order and `after` counts from the start of "
                     "paging, so give each tier a later `after` than the one before",
                 )

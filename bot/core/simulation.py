@@ -37,6 +37,7 @@ from bot.core.paging_plan import (
     tiered_roles,
 )
 from bot.core.playbooks import OpsgenieTarget, Playbook, Role, select_playbook
+from bot.core.playbooks import format_duration as span
 from bot.oncall.base import describe_source
 
 # The virtual declaration; only offsets from it are ever shown.
@@ -696,19 +697,6 @@ def offset_text(delta: timedelta) -> str:
     if hours:
         return f"+{hours}:{minutes:02d}:{secs:02d}"
     return f"+{minutes:02d}:{secs:02d}"
-
-
-def span(delta: timedelta) -> str:
-    """A duration as playbooks write it: `30s`, `5m`, `1h30m`, `5d`."""
-    seconds = int(delta.total_seconds())
-    if seconds == 0:
-        return "0s"
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            out += f"{count}{unit}"
-    return out
 
 
 def _run_line(sim: Simulation) -> str:

@@ -36,12 +36,13 @@ async def reaction_added(
     """📌 on a message adds it to the timeline at the message's own time."""
     if (item := _pinned_message(event)) is None:
         return
-    work = usecases.record_pin(
+    work = usecases.set_pin(
         services,
         event_id=body["event_id"],
         channel_id=item["channel"],
         ts=item["ts"],
-        pinned_by=event["user"],
+        user=event["user"],
+        present=True,
         author=event.get("item_user"),
         event_at=_event_time(event),
     )
@@ -54,12 +55,14 @@ async def reaction_removed(
     """Taking the 📌 away takes the entry out of the timeline."""
     if (item := _pinned_message(event)) is None:
         return
-    work = usecases.retract_pin(
+    work = usecases.set_pin(
         services,
         event_id=body["event_id"],
         channel_id=item["channel"],
         ts=item["ts"],
-        by=event["user"],
+        user=event["user"],
+        present=False,
+        author=None,
         event_at=_event_time(event),
     )
     after_ack(services, work, body=body, respond=None, client=client)
