@@ -370,7 +370,7 @@ class EffectRunner:
     async def _claim_runs(self, room: int) -> dict[object, list[SideEffect]]:
         """Claim, in one transaction, the due effects at the head of up to `room` queues."""
         now = self.clock.now()
-        async with self.gate.turn(), self.sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             dead = await self._dead_holders(session, now)
             claimable = sa.or_(
                 col(SideEffect.claimed_until).is_(None),
@@ -527,7 +527,7 @@ class EffectRunner:
     async def _release(self, effects: Sequence[SideEffect]) -> None:
         if not effects:
             return
-        async with self.gate.turn(), self.sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             await session.execute(
                 sa.update(SideEffect)
                 .where(
@@ -575,7 +575,7 @@ class EffectRunner:
             values["last_error"] = _describe(error)
             self.metrics.inc("side_effects_total", kind=effect.kind, outcome="failed")
             log.error("%s #%s failed for good: %s", effect.kind, effect.id, _describe(error))
-        async with self.gate.turn(), self.sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             await session.execute(
                 sa.update(SideEffect)
                 .where(col(SideEffect.id) == effect.id)

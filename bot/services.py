@@ -85,8 +85,8 @@ def build_services(
 ) -> Services:
     """Engine, sessions and the Slack client from the settings; nothing is contacted yet."""
     engine = make_engine(settings.DATABASE_URL)
-    sessions = make_sessionmaker(engine)
     gate = WriteGate(enabled=engine.dialect.name == "sqlite")
+    sessions = make_sessionmaker(engine, gate=gate)
     clock = clock or SystemClock()
     metrics = Metrics()
     # Commands that never call Slack (db upgrade, postmortem) run without a token.
@@ -103,7 +103,9 @@ def build_services(
         inbox=Inbox(sessions=sessions, clock=clock, gate=gate),
         gate=gate,
         metrics=metrics,
-        timers=Timers(database_url=settings.DATABASE_URL, sessions=sessions, clock=clock),
+        timers=Timers(
+            database_url=settings.DATABASE_URL, sessions=sessions, clock=clock, gate=gate
+        ),
         http=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),
         playbooks=tuple(playbooks),
     )

@@ -45,6 +45,7 @@ from sqlmodel import col
 
 from bot.core.clock import Clock
 from bot.core.paging_plan import STOPPED_BY_RESOLUTION, Due
+from bot.db.gate import WriteGate
 from bot.db.models import Lease
 
 log = logging.getLogger(__name__)
@@ -166,10 +167,14 @@ class Timers:
         database_url: str,
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
+        gate: WriteGate | None = None,
     ) -> None:
         self.key = make_url(database_url).render_as_string(hide_password=True)
         self.sessions = sessions
         self.clock = clock
+        # The job store writes through its own synchronous connection: on SQLite it takes
+        # its turn at the process's write gate like every other writer.
+        self.gate = gate or WriteGate(enabled=False)
         self.handler: Handler | None = None
         self._poller: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -287,15 +292,16 @@ class Timers:
         self, kind: TimerKind, *, key: str, at: datetime, payload: Mapping[str, Any]
     ) -> None:
         """Run `kind` at `at`; a timer with the same key is replaced."""
-        await asyncio.to_thread(
-            self.scheduler.add_job,
-            "bot.timers:fire",
-            trigger="date",
-            run_date=at,
-            id=key,
-            args=[self.key, kind.value, json.dumps(dict(payload), sort_keys=True)],
-            replace_existing=True,
-        )
+        async with self.gate.turn():
+            await asyncio.to_thread(
+                self.scheduler.add_job,
+                "bot.timers:fire",
+                trigger="date",
+                run_date=at,
+                id=key,
+                args=[self.key, kind.value, json.dumps(dict(payload), sort_keys=True)],
+                replace_existing=True,
+            )
 
     async def cancel_prefix(self, prefix: str) -> None:
         """Forget every timer whose key starts with prefix (a whole key cancels that timer)."""
@@ -306,7 +312,8 @@ class Timers:
                     with contextlib.suppress(JobLookupError):
                         self.scheduler.remove_job(job.id)
 
-        await asyncio.to_thread(remove)
+        async with self.gate.turn():
+            await asyncio.to_thread(remove)
 
     async def when(self, key: str) -> datetime | None:
         """When the timer `key` is due; None when there is no such timer.
@@ -342,7 +349,8 @@ class Timers:
             return due
 
         async with self._running:
-            due = await asyncio.to_thread(take_due)
+            async with self.gate.turn():
+                due = await asyncio.to_thread(take_due)
             for job in due:
                 try:
                     _database, kind, payload = job.args

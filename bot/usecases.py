@@ -113,11 +113,7 @@ async def transaction(services: Services) -> AsyncIterator[AsyncSession]:
     The first transaction of the work after a request's ack also marks that request done in
     the inbox, in the same commit: recorded work is never redone by a recovering process.
     """
-    async with (
-        services.gate.turn(),
-        services.sessions() as session,
-        session.begin(),
-    ):
+    async with services.sessions() as session, session.begin():
         ticket = await services.inbox.consume(session)
         yield session
     if ticket is not None:

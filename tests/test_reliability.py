@@ -694,3 +694,37 @@ async def test_the_first_request_is_acked_at_once_even_when_slack_is_slow_from_t
     await bot.settle()
     assert len(bot.emulator.calls_to("conversations.create")) == 1
     assert_all_calls_valid(bot.emulator.calls)
+
+
+async def test_a_slow_incident_does_not_hold_up_the_others(bot: BotHarness) -> None:
+    """Ordering is per incident: while Slack has not answered one incident's post, another
+    incident's note still reaches its channel."""
+    emu = bot.emulator
+    alice = emu.add_user("alice")
+    slow = await declare_and_settle(bot, alice, "declare sev2 Checkout is down")
+    fast = await declare_and_settle(bot, alice, "declare sev2 Search is slow")
+    posted = bot.services.effects.executors[EffectKind.POST]
+    stuck, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_for_one(effect: SideEffect, payload: dict[str, Any]) -> None:
+        if effect.incident_id == slow.id:
+            stuck.set()
+            await release.wait()  # Slack has not answered yet
+        await posted(effect, payload)
+
+    bot.services.effects.register({EffectKind.POST: slow_for_one})
+    try:
+        await bot.command("note waiting for Slack", user=alice, channel=slow.channel_id or "")
+        await asyncio.wait_for(stuck.wait(), 10)
+        await bot.command("note meanwhile", user=alice, channel=fast.channel_id or "")
+        for _ in range(500):
+            if any("meanwhile" in c.args["text"] for c in ok_calls(bot, "chat.postMessage")):
+                break
+            await asyncio.sleep(0.01)
+        texts = [c.args["text"] for c in ok_calls(bot, "chat.postMessage")]
+        assert any("meanwhile" in t for t in texts)  # not held up by the other incident
+        assert not any("waiting for Slack" in t for t in texts)
+    finally:
+        release.set()
+    await bot.settle()
+    assert any("waiting for Slack" in c.args["text"] for c in ok_calls(bot, "chat.postMessage"))

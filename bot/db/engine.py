@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.db.gate import WriteGate, gated_session_class
 from bot.errors import ConfigError, DatabaseUnavailable
 
 SUPPORTED = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -81,9 +82,14 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: AsyncEngine, *, gate: WriteGate | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit; with a gate, their explicit
+    transactions take turns at it (SQLite's one writer)."""
+    if gate is None:
+        return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, class_=gated_session_class(gate))
 
 
 # The timeout is part of what ping reports ("no answer within 3 s"), so it stays a parameter.

@@ -15,6 +15,10 @@ import contextlib
 import heapq
 import itertools
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 URGENT, NORMAL = 0, 1
 
@@ -24,20 +28,23 @@ class WriteGate:
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
+        self._mine: ContextVar[bool] = ContextVar(f"gate-{id(self)}", default=False)
         self._held = False
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
     @contextlib.asynccontextmanager
     async def turn(self, priority: int = NORMAL) -> AsyncIterator[None]:
-        """Hold the gate for one write transaction."""
-        if not self.enabled:
+        """Hold the gate for one write transaction (again inside it: already held)."""
+        if not self.enabled or self._mine.get():
             yield
             return
         await self._acquire(priority)
+        token = self._mine.set(True)
         try:
             yield
         finally:
+            self._mine.reset(token)
             self._release()
 
     async def _acquire(self, priority: int) -> None:
@@ -60,3 +67,37 @@ class WriteGate:
                 turn.set_result(None)  # still held: handed straight to the next waiter
                 return
         self._held = False
+
+
+class GatedSession(AsyncSession):
+    """A session whose explicit transactions (`session.begin()`) take their turn at the gate."""
+
+    gate: WriteGate = WriteGate(enabled=False)
+
+    def begin(self) -> Any:
+        return _GatedBegin(self.gate, super().begin())
+
+
+class _GatedBegin:
+    def __init__(self, gate: WriteGate, begin: Any) -> None:
+        self._turn = gate.turn()
+        self._begin = begin
+
+    async def __aenter__(self) -> Any:
+        await self._turn.__aenter__()
+        try:
+            return await self._begin.__aenter__()
+        except BaseException as exc:
+            await self._turn.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        try:
+            return await self._begin.__aexit__(*exc)
+        finally:
+            await self._turn.__aexit__(*exc)
+
+
+def gated_session_class(gate: WriteGate) -> type[GatedSession]:
+    """Sessions bound to one gate (one per engine)."""
+    return type("GatedSession", (GatedSession,), {"gate": gate})
