@@ -16,10 +16,10 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.playbooks import Playbook
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.gate import WriteGate
+from bot.effect_runner import EffectRunner
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.oncall.cache import OnCallCache
-from bot.outbox import EffectRunner
 from bot.pagers.retry import RetryPolicy
 from bot.slack.client import make_slack_client
 from bot.slack.directory import SlackDirectory

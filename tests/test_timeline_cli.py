@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import postmortems, usecases
+from bot import channel_events, postmortems
 from bot.core.clock import FakeClock
 from bot.db.repo import IncidentRepo
 from bot.emulator import SlackEmulator
@@ -33,7 +33,7 @@ async def test_every_entry_in_the_postmortem_lines_and_as_json(
 ) -> None:
     channel = await a_full_incident(bot, clock, people)
     carol = bot.emulator.add_user("carol")
-    await usecases.record_membership(
+    await channel_events.record_membership(
         bot.services, event_id="Ev1", channel_id=channel, user=carol, joined=True
     )
     database = bot.services.settings.DATABASE_URL
@@ -76,7 +76,7 @@ async def test_names_come_from_slack_when_it_is_set_up(
 ) -> None:
     channel = await a_full_incident(bot, clock, people)
     carol = bot.emulator.add_user("carol")  # never named to the bot before
-    await usecases.record_membership(
+    await channel_events.record_membership(
         bot.services, event_id="Ev1", channel_id=channel, user=carol, joined=True
     )
     env = cli_env(

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import usecases
+from bot import channel_events
 from bot.services import Services
 from bot.slack.errors import after_ack
 from bot.usecases import ts_to_datetime
@@ -36,7 +36,7 @@ async def reaction_added(
     """📌 on a message adds it to the timeline at the message's own time."""
     if (item := _pinned_message(event)) is None:
         return
-    work = usecases.set_pin(
+    work = channel_events.set_pin(
         services,
         event_id=body["event_id"],
         channel_id=item["channel"],
@@ -55,7 +55,7 @@ async def reaction_removed(
     """Taking the 📌 away takes the entry out of the timeline."""
     if (item := _pinned_message(event)) is None:
         return
-    work = usecases.set_pin(
+    work = channel_events.set_pin(
         services,
         event_id=body["event_id"],
         channel_id=item["channel"],
@@ -72,7 +72,7 @@ async def member_joined(
     event: dict[str, Any], body: dict[str, Any], services: Services, client: AsyncWebClient
 ) -> None:
     """Someone joined an incident channel: a system entry."""
-    work = usecases.record_membership(
+    work = channel_events.record_membership(
         services,
         event_id=body["event_id"],
         channel_id=event["channel"],
@@ -86,7 +86,7 @@ async def member_left(
     event: dict[str, Any], body: dict[str, Any], services: Services, client: AsyncWebClient
 ) -> None:
     """Someone left an incident channel: a system entry."""
-    work = usecases.record_membership(
+    work = channel_events.record_membership(
         services,
         event_id=body["event_id"],
         channel_id=event["channel"],
