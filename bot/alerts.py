@@ -12,11 +12,9 @@ at most every `DIGEST_EVERY`, whatever the size of the storm; the card's firing 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,18 +64,6 @@ class Intake:
         return self.received - self.routed
 
 
-def write_turn(services: Services) -> AbstractAsyncContextManager[None]:
-    """Alert writes take turns in arrival order on SQLite; PostgreSQL needs no such thing.
-
-    SQLite has one writer, and its busy handler lets whoever polls at the right moment win: in
-    a storm, a webhook's short commit could wait seconds behind the processing's. Queued here,
-    it waits for one transaction at most.
-    """
-    if services.engine.dialect.name == "sqlite":
-        return services.locks.hold("alert-writes")
-    return contextlib.nullcontext()
-
-
 # -- in the request -----------------------------------------------------------------------
 
 
@@ -89,7 +75,7 @@ async def receive(services: Services, *, source: str, body: bytes) -> Intake:
     if len(routed) < len(alerts):
         services.metrics.inc("alerts_unrouted_total", len(alerts) - len(routed), source=source)
     if routed:
-        async with write_turn(services), transaction(services) as session:
+        async with transaction(services) as session:
             await enqueue(
                 session,
                 kind=EffectKind.PROCESS_ALERTS,
@@ -171,8 +157,7 @@ class AlertWork:
     async def _record_retrying(self, items: Sequence[Routed]) -> int | None:
         for attempt in range(5):
             try:
-                async with write_turn(self.services):
-                    return await self._record(items)
+                return await self._record(items)
             except IntegrityError:
                 # Another process created the group or an alert at the same moment.
                 if attempt == 4:
@@ -290,7 +275,7 @@ class AlertWork:
         assert effect.incident_id is not None
         services = self.services
         tz = services.settings.timezone
-        async with write_turn(services), transaction(services) as session:
+        async with transaction(services) as session:
             incident = await IncidentRepo(session).by_id(effect.incident_id, for_update=True)
             assert incident is not None
             mine = col(AlertRecord.incident_id) == effect.incident_id

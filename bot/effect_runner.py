@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from bot.core.clock import Clock
-from bot.db.gate import WriteGate
 from bot.db.models import Incident, SideEffect
 from bot.errors import RetryLater, SideEffectFailed
 from bot.logs import working_on
@@ -83,10 +82,8 @@ class EffectRunner:
         metrics: Metrics,
         poll_seconds: float = 1.0,
         concurrency: int = 16,
-        gate: WriteGate | None = None,
     ) -> None:
         self.sessions = sessions
-        self.gate = gate or WriteGate(enabled=False)
         self.clock = clock
         self.metrics = metrics
         self.poll_seconds = poll_seconds

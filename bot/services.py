@@ -39,7 +39,6 @@ class Services:
     directory: SlackDirectory
     effects: EffectRunner
     inbox: Inbox
-    gate: WriteGate
     metrics: Metrics
     timers: Timers
     http: httpx.AsyncClient
@@ -85,6 +84,7 @@ def build_services(
 ) -> Services:
     """Engine, sessions and the Slack client from the settings; nothing is contacted yet."""
     engine = make_engine(settings.DATABASE_URL)
+    # SQLite has one writer: this process's write transactions take turns (bot/db/gate.py).
     gate = WriteGate(enabled=engine.dialect.name == "sqlite")
     sessions = make_sessionmaker(engine, gate=gate)
     clock = clock or SystemClock()
@@ -99,9 +99,8 @@ def build_services(
         slack=slack,
         clock=clock,
         directory=SlackDirectory(slack),
-        effects=EffectRunner(sessions=sessions, clock=clock, metrics=metrics, gate=gate),
+        effects=EffectRunner(sessions=sessions, clock=clock, metrics=metrics),
         inbox=Inbox(sessions=sessions, clock=clock, gate=gate),
-        gate=gate,
         metrics=metrics,
         timers=Timers(
             database_url=settings.DATABASE_URL, sessions=sessions, clock=clock, gate=gate
