@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.db.migrate import upgrade
 from bot.emulator import SlackEmulator
 from bot.services import build_services
-from bot.wiring import build_web
+from bot.wiring import build_web, settle_memory
 
 TOKEN = "xoxb-bench-token"
 SECRET = "bench-signing-secret-0123456789"
@@ -148,6 +148,7 @@ async def main(requests: int, concurrency: int) -> None:
         app, _ = build_web(services)
         runner, url = await start(app)
         services.effects.start()
+        settle_memory()  # as `serve` does once started
         try:
             # Web API calls per declaration.
             before = len(emulator.calls)

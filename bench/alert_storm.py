@@ -37,7 +37,7 @@ from bot.db.migrate import upgrade
 from bot.db.models import AlertRecord, Incident, SideEffect, TimelineEntry
 from bot.emulator import SlackEmulator
 from bot.services import Services, build_services
-from bot.wiring import build_web
+from bot.wiring import build_web, settle_memory
 
 TOKEN = "xoxb-bench-token"
 SECRET = "bench-signing-secret-0123456789"
@@ -182,6 +182,7 @@ async def main(
         await site.start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/alertmanager"
         services.effects.start()
+        settle_memory()  # as `serve` does once started
         rss_before = rss_mib()
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         spacing = seconds / len(bodies)

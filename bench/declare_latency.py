@@ -30,7 +30,7 @@ from bot.emulator import SlackEmulator
 from bot.emulator.server import RecordedCall
 from bot.playbook_check import load_valid_directory
 from bot.services import build_services
-from bot.wiring import build_web
+from bot.wiring import build_web, settle_memory
 
 TOKEN = "xoxb-bench-token"
 SECRET = "bench-signing-secret-0123456789"
@@ -49,6 +49,14 @@ def signed(body: str) -> dict[str, str]:
 def returned(calls: list[RecordedCall], method: str, channel: str) -> float:
     """When the first such call to that channel reached the emulator."""
     return next(c.at for c in calls if c.method == method and c.args.get("channel") == channel)
+
+
+def _ready(calls: list[RecordedCall], declarer: str) -> bool:
+    methods = {c.method for c in calls}
+    invited = any(
+        c.method == "conversations.invite" and declarer in str(c.args.get("users")) for c in calls
+    )
+    return invited and {"pins.add", "chat.postMessage"} <= methods
 
 
 def pct(values: list[float], q: float) -> float:
@@ -83,6 +91,7 @@ async def main(runs: int, latency: float, playbooks: str) -> None:
         await site.start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
         services.effects.start()
+        settle_memory()  # as `serve` does once started
         try:
             async with aiohttp.ClientSession() as http:
                 for i in range(runs + 1):
@@ -101,6 +110,10 @@ async def main(runs: int, latency: float, playbooks: str) -> None:
                     started = time.monotonic()
                     async with http.post(url, data=body.encode(), headers=signed(body)) as reply:
                         assert reply.status == 200
+                    # As in production, the runner alone does the work: settle() (which runs
+                    # effects itself) only once the channel is ready and the first post made.
+                    while not _ready(emulator.calls[seen:], alice):
+                        await asyncio.sleep(0.001)
                     await services.settle(120)
                     mine = emulator.calls[seen:]
                     created = next(c for c in mine if c.method == "conversations.create" and c.ok)

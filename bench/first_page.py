@@ -29,7 +29,7 @@ from bot.core.playbooks import load_playbook
 from bot.db.migrate import upgrade
 from bot.emulator import SlackEmulator
 from bot.services import build_services
-from bot.wiring import build_web
+from bot.wiring import build_web, settle_memory
 
 TOKEN = "xoxb-bench-token"
 SECRET = "bench-signing-secret-0123456789"
@@ -121,6 +121,7 @@ async def main(runs: int, latency: float, oncall: float | None = None) -> None:
         await site.start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
         services.effects.start()
+        settle_memory()  # as `serve` does once started
         calls_per_declaration = 0
         try:
             async with aiohttp.ClientSession() as http:

@@ -28,7 +28,7 @@ from bot.db.models import Incident, SideEffect
 from bot.errors import RetryLater, SideEffectFailed
 from bot.logs import working_on
 from bot.metrics import Metrics
-from bot.outbox import BARRIER, Executor
+from bot.outbox import ADOPTED, ADOPTED_INCIDENTS, BARRIER, Executor
 from bot.timers import holder_id, holder_is_gone
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)
 MAX_BACKOFF = timedelta(minutes=10)
 RUN_LENGTH = 20  # effects of one incident claimed and made back to back at most
+MAX_SNAPSHOTS = 100
 
 # Slack errors that a later attempt can cure; any other `ok: false` is final.
 RETRYABLE_SLACK_ERRORS = frozenset(
@@ -94,6 +95,11 @@ class EffectRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._runs: dict[object, asyncio.Task[int]] = {}  # queue key -> the run under way here
+        # Adopted runs waiting for their incident's channel (the barrier) to be created here.
+        self._held: dict[int, list[tuple[object, list[SideEffect]]]] = {}
+        # Incidents created here, as their committed transaction wrote them: read once by
+        # their first effects instead of read back from the database.
+        self._snapshots: dict[int, Incident] = {}
         self._refs: dict[int, str] = {}  # incident id -> INC-n, for the log lines
 
     def register(self, executors: Mapping[str, Executor]) -> None:
@@ -102,6 +108,50 @@ class EffectRunner:
     def kick(self) -> None:
         """Something was just committed: run it now rather than at the next poll."""
         self._wake.set()
+
+    def adopt(self, session: AsyncSession, incident: Incident) -> None:
+        """Claim the effects of an incident created in this transaction as they are written.
+
+        Nothing of a new incident can be queued anywhere else, so its effects need no claim
+        query: `run_adopted` starts them as soon as the transaction commits, and the calls of
+        a declaration run back to back. A runner that is not running adopts nothing.
+        """
+        if self._task is None or self._stopping or incident.id is None:
+            return
+        session.info.setdefault(ADOPTED, {})[incident.id] = (self.owner, self.clock.now() + LEASE)
+        session.info.setdefault(ADOPTED_INCIDENTS, []).append(incident)
+
+    def run_adopted(self, effects: Sequence[SideEffect], incidents: Sequence[Incident]) -> None:
+        """Start the committed effects `adopt` claimed: the barrier's lane first, the others
+        as soon as the barrier is done. `incidents`: theirs, as just committed."""
+        for incident in incidents:
+            if incident.id is not None:
+                self._refs[incident.id] = incident.ref
+                self._snapshots[incident.id] = incident
+        while len(self._snapshots) > MAX_SNAPSHOTS:  # effects that ran elsewhere took none
+            self._snapshots.pop(next(iter(self._snapshots)))
+        lanes: dict[object, list[SideEffect]] = {}
+        for effect in sorted(effects, key=lambda e: e.id or 0):
+            lanes.setdefault((effect.incident_id, effect.lane), []).append(effect)
+        barriers = {e.incident_id for e in effects if e.kind == BARRIER}
+        for key, run in lanes.items():
+            incident_id = run[0].incident_id
+            if incident_id in barriers and run[0].kind != BARRIER:
+                self._held.setdefault(incident_id or 0, []).append((key, run))
+            else:
+                self._start(key, run)
+
+    def snapshot(self, incident_id: int) -> Incident | None:
+        """The incident as the transaction that created it here committed it; once only."""
+        return self._snapshots.pop(incident_id, None)
+
+    def _start(self, key: object, effects: list[SideEffect]) -> None:
+        task = asyncio.create_task(self._run(effects), name=f"effects:{key}")
+        self._runs[key] = task
+        task.add_done_callback(functools.partial(self._run_ended, key))
+
+    def _unhold(self, incident_id: int | None) -> list[tuple[object, list[SideEffect]]]:
+        return self._held.pop(incident_id, []) if incident_id is not None else []
 
     def start(self) -> None:
         if self._task is None:
@@ -171,9 +221,7 @@ class EffectRunner:
             return 0
         runs = await self._claim_runs(room)
         for key, effects in runs.items():
-            task = asyncio.create_task(self._run(effects), name=f"effects:{key}")
-            self._runs[key] = task
-            task.add_done_callback(functools.partial(self._run_ended, key))
+            self._start(key, effects)
         return len(runs)
 
     def _run_ended(self, key: object, _task: asyncio.Task[int]) -> None:
@@ -303,13 +351,20 @@ class EffectRunner:
         try:
             for index, effect in enumerate(effects):
                 if self._stopping:
-                    await self._release(effects[index:])  # committed: waits for the next start
+                    # Committed: they wait for the next start.
+                    await self._release([*effects[index:], *self._held_effects(effect)])
                     return finished
                 error = await self._execute(effect)
                 if error is None and effect.kind == BARRIER:
-                    await self._finish(effect, None)
+                    held = self._unhold(effect.incident_id)
+                    if held:  # adopted: the incident's other lanes are claimed here already
+                        marking.append(asyncio.create_task(self._finish(effect, None)))
+                        for key, run in held:
+                            self._start(key, run)
+                    else:
+                        await self._finish(effect, None)
+                        self.kick()  # the incident's other lanes were waiting for this one
                     finished += 1
-                    self.kick()  # the incident's other lanes were waiting for this one
                     continue
                 if error is None:
                     marking.append(asyncio.create_task(self._finish(effect, None)))
@@ -317,8 +372,13 @@ class EffectRunner:
                     continue
                 if await self._finish(effect, error):
                     finished += 1  # set aside for good: it no longer holds the rest
+                    if effect.kind == BARRIER:
+                        for key, run in self._unhold(effect.incident_id):
+                            self._start(key, run)
                     continue
-                await self._release(effects[index + 1 :])  # they wait behind the retried one
+                # They wait behind the retried one (and an adopted incident's other lanes
+                # behind its channel), for whichever process claims them next.
+                await self._release([*effects[index + 1 :], *self._held_effects(effect)])
                 return finished
             return finished
         finally:
@@ -348,6 +408,11 @@ class EffectRunner:
                 return None
             self._refs[incident_id] = f"INC-{number}"
         return self._refs[incident_id]
+
+    def _held_effects(self, effect: SideEffect) -> list[SideEffect]:
+        if effect.kind != BARRIER:
+            return []
+        return [e for _, run in self._unhold(effect.incident_id) for e in run]
 
     async def _release(self, effects: Sequence[SideEffect]) -> None:
         if not effects:

@@ -39,6 +39,7 @@ class EffectKind(StrEnum):
     UPLOAD_POSTMORTEM = "upload_postmortem"
     STAFF_ROLES = "staff_roles"  # resolve the playbook's people, assign, invite, DM-page them
     PAGE = "page"
+    PAGE_PEOPLE = "page_people"  # a tier's people by DM, once STAFF_ROLES has found them
     ACK_PAGES = "ack_pages"  # tell the providers someone acknowledged
     RESOLVE_PAGES = "resolve_pages"  # tell the providers the incident is over
     SCHEDULE = "schedule"
@@ -60,6 +61,7 @@ SLACK_LANE, PAGE_LANE, TIMER_LANE = "slack", "page", "timers"
 LANES = {
     EffectKind.PAGE: PAGE_LANE,
     EffectKind.STAFF_ROLES: PAGE_LANE,
+    EffectKind.PAGE_PEOPLE: PAGE_LANE,
     EffectKind.ACK_PAGES: PAGE_LANE,
     EffectKind.RESOLVE_PAGES: PAGE_LANE,
     EffectKind.TELL_DECLARER: PAGE_LANE,  # the channel's link once the pages have left
@@ -96,16 +98,30 @@ async def enqueue(
         )
         if pending.first() is not None:
             return
-    session.add(
-        SideEffect(
-            kind=kind,
-            lane=LANES.get(kind, SLACK_LANE),
-            incident_id=incident_id,
-            payload=json.dumps(dict(payload or {})),
-            created_at=now,
-            due_at=now,
-        )
+    holder, until = session.info.get(ADOPTED, {}).get(incident_id, (None, None))
+    effect = SideEffect(
+        kind=kind,
+        lane=LANES.get(kind, SLACK_LANE),
+        incident_id=incident_id,
+        payload=json.dumps(dict(payload or {})),
+        created_at=now,
+        due_at=now,
+        claimed_by=holder,
+        claimed_until=until,
     )
+    session.add(effect)
+    if holder is not None:
+        session.info.setdefault(ADOPTED_EFFECTS, []).append(effect)
+    else:
+        session.info[OWED] = True
+
+
+# session.info keys: incidents whose effects this transaction claims as it writes them (a new
+# incident: nothing of it can be queued elsewhere), and the effects so claimed, which the
+# runner starts as soon as the transaction commits (`EffectRunner.adopt`); whether it owes
+# effects that are not so claimed (the runner is woken to claim them).
+ADOPTED, ADOPTED_EFFECTS, OWED = "outbox.adopted", "outbox.adopted_effects", "outbox.owed"
+ADOPTED_INCIDENTS = "outbox.adopted_incidents"
 
 
 # Where a POST goes, besides a user id (a DM).

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from slack_sdk.errors import SlackClientError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import col, select
 
 from bot import usecases
 from bot.core import grammar, paging_plan
@@ -241,6 +241,7 @@ class Paging:
         return {
             EffectKind.STAFF_ROLES: self.staff_roles,
             EffectKind.PAGE: self.page,
+            EffectKind.PAGE_PEOPLE: self.page_people,
             EffectKind.ACK_PAGES: self.ack_pages,
             EffectKind.RESOLVE_PAGES: self.resolve_pages,
         }
@@ -540,6 +541,37 @@ class Paging:
         for page in pages:
             await self.deliver(page.id or 0)
 
+    async def page_people(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
+        """A tier's people, paged by DM once STAFF_ROLES (ahead in this lane) has found them."""
+        assert effect.incident_id is not None
+        tier = int(payload["tier"])
+        async with transaction(self.services) as session:
+            repo = IncidentRepo(session)
+            incident = await repo.by_id(effect.incident_id, for_update=True)
+            assert incident is not None
+            playbook = self.services.playbook(incident.playbook)
+            pages = await PageRepo(session).of_incident(effect.incident_id)
+            if (
+                playbook is None
+                or incident.status is Status.RESOLVED
+                or any(p.state is PageState.ACKNOWLEDGED for p in pages)
+            ):
+                return  # someone took it (or it is over) meanwhile: nobody else is woken
+            holders = await repo.roles(effect.incident_id)
+            paged: list[Page] = []
+            for name in _people_roles(playbook, tier):
+                paged += await _record_pages(
+                    session,
+                    self.services,
+                    incident,
+                    role_name=name,
+                    role=None,
+                    tier=tier,
+                    people=holders.get(name, []),
+                )
+        for page in paged:
+            await self.deliver(page.id or 0)
+
     async def ack_pages(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         """Tell PagerDuty, Opsgenie and webhooks that the incident was acknowledged."""
         await self._tell_providers(effect, acknowledge=True)
@@ -585,7 +617,12 @@ def _secret(env: Mapping[str, str], name: str) -> str:
 
 
 async def escalate(services: Services, *, incident_id: int, tier: int, actor: str | None) -> bool:
-    """Page tier `tier` unless someone acknowledged or it was paged already; True if it was."""
+    """Page tier `tier` unless someone acknowledged or it was paged already; True if it was.
+
+    Its people are the role holders STAFF_ROLES found. While that is still owed (a slow or
+    failing directory, a process that died), the tier's pagers are paged now and its people
+    right after STAFF_ROLES, in the page lane (PAGE_PEOPLE): never without them.
+    """
     async with transaction(services) as session:
         repo = IncidentRepo(session)
         # Checked under the incident's lock: a timer and a button (or two presses) at once
@@ -602,8 +639,19 @@ async def escalate(services: Services, *, incident_id: int, tier: int, actor: st
             highest_tier_paged=max((p.tier for p in pages), default=0),
         ):
             return False
-        roles = await repo.roles(incident_id)
         now = services.clock.now()
+        if await _owes(session, incident_id, EffectKind.STAFF_ROLES):
+            roles: dict[str, list[str]] = {}
+            if _people_roles(playbook, tier):
+                await enqueue(
+                    session,
+                    kind=EffectKind.PAGE_PEOPLE,
+                    incident_id=incident_id,
+                    now=now,
+                    payload={"tier": tier},
+                )
+        else:
+            roles = await repo.roles(incident_id)
         await _page_tier(
             session, services, incident, playbook, tier=tier, actor=actor, people=roles
         )
@@ -615,6 +663,25 @@ async def escalate(services: Services, *, incident_id: int, tier: int, actor: st
             text=f":rotating_light: Escalated to tier {tier}: {', '.join(who)}.",
         )
     return True
+
+
+def _people_roles(playbook: Playbook, tier: int) -> list[str]:
+    """The roles tier `tier` pages that are staffed with Slack people (paged by DM)."""
+    return [name for name in playbook.tiers[tier - 1].page if playbook.roles[name].slack]
+
+
+async def _owes(session: AsyncSession, incident_id: int, kind: EffectKind) -> bool:
+    """Whether an effect of this kind is still to be made for the incident."""
+    owed = await session.execute(
+        select(SideEffect.id)
+        .where(
+            SideEffect.incident_id == incident_id,
+            SideEffect.kind == kind,
+            col(SideEffect.done_at).is_(None),
+        )
+        .limit(1)
+    )
+    return owed.first() is not None
 
 
 async def _page_tier(

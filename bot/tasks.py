@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
@@ -81,17 +83,28 @@ class AckFirst:
     """Requests waiting for their answer go before the work of requests already answered.
 
     The work after an ack and the side-effect runner run on the same event loop as the
-    requests still waiting for their 200: during a burst they would compete with those acks.
-    Background work asks `turn()` first and waits while answers are being prepared, a little
-    at most (`patience`), so that a steady stream of requests never starves it.
+    requests still waiting for their 200: during a burst they would compete with those acks
+    (and, on SQLite, a write of theirs holds the one write lock the next acks' commit needs).
+    Background work asks `turn()` first and waits while answers are being prepared or keep
+    coming (the last `burst` answers within `window` seconds), a little at most (`patience`),
+    so that a steady stream of requests never starves it. A lone request's work starts at once.
     """
 
-    def __init__(self, *, patience: float = 2.0, concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        patience: float = 2.0,
+        concurrency: int = 8,
+        burst: int = 8,
+        window: float = 0.05,
+    ) -> None:
         self.patience = patience
+        self.window = window
         self._answering = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._slots = asyncio.Semaphore(concurrency)
+        self._answered: collections.deque[float] = collections.deque(maxlen=burst)
 
     @contextlib.contextmanager
     def answering(self) -> Iterator[None]:
@@ -102,8 +115,15 @@ class AckFirst:
             yield
         finally:
             self._answering -= 1
+            self._answered.append(time.monotonic())
             if self._answering == 0:
                 self._quiet.set()
+
+    def _burst_left(self) -> float:
+        """How long until the recent answers no longer make a burst (0: they do not)."""
+        if len(self._answered) < (self._answered.maxlen or 0):
+            return 0.0
+        return max(0.0, self._answered[0] + self.window - time.monotonic())
 
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
@@ -111,5 +131,10 @@ class AckFirst:
         async with self._slots:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.patience):
-                    await self._quiet.wait()
+                    while True:
+                        await self._quiet.wait()
+                        pause = self._burst_left()
+                        if not pause:
+                            break
+                        await asyncio.sleep(pause)  # a gap between requests of a burst
             yield

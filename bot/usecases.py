@@ -43,6 +43,9 @@ from bot.db.repo import IncidentRepo
 from bot.errors import UserError
 from bot.logs import about_incident
 from bot.outbox import (
+    ADOPTED_EFFECTS,
+    ADOPTED_INCIDENTS,
+    OWED,
     TO_INCIDENT,
     EffectKind,
     enqueue,
@@ -118,7 +121,11 @@ async def transaction(services: Services) -> AsyncIterator[AsyncSession]:
         yield session
     if ticket is not None:
         ticket.consumed = True
-    services.effects.kick()
+    adopted = session.info.get(ADOPTED_EFFECTS)
+    if adopted:
+        services.effects.run_adopted(adopted, session.info.get(ADOPTED_INCIDENTS, []))
+    if not adopted or session.info.get(OWED):
+        services.effects.kick()
 
 
 def ts_to_datetime(ts: str) -> datetime:
@@ -312,9 +319,13 @@ async def _record_declaration(
             )
         )
     if person:
-        await repo.assign(incident.id, role=COMMANDER_ROLE, user_id=actor, by=actor, at=now)
+        await repo.assign(
+            incident.id, role=COMMANDER_ROLE, user_id=actor, by=actor, at=now, new=True
+        )
     # The channel first (every lane waits for it), then, in their own lanes, the channel made
-    # ready and the playbook's pages: neither waits for the other.
+    # ready and the playbook's pages: neither waits for the other. They are claimed here as
+    # they are written, and run by this process as soon as this commits.
+    services.effects.adopt(session, incident)
     await enqueue(session, kind=EffectKind.CREATE_CHANNEL, incident_id=incident.id, now=now)
     await enqueue(
         session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -83,6 +84,14 @@ def build_listeners(services: Services) -> tuple[AsyncApp, SlackIdentity]:
     return bolt, identity
 
 
+def settle_memory() -> None:
+    """Once started: what start-up built lives as long as the process, so it is moved out of
+    the garbage collector's sight. A full collection during a burst of requests then walks
+    only what the requests made (measured: pauses of 80-100 ms otherwise, bench/ack_latency)."""
+    gc.collect()
+    gc.freeze()
+
+
 def build_web(services: Services) -> tuple[web.Application, SlackIdentity]:
     """The Bolt app inside the aiohttp app, sharing the services (prepared for background work)."""
     services.settings.require("SLACK_SIGNING_SECRET")
@@ -147,6 +156,7 @@ async def serve(settings: Settings) -> None:
         await verify_slack_token(identity)
         runner = await _start_http(services, app)
         start_background(services)
+        settle_memory()
         await _until_signal()
         log.info("shutting down: finishing in-flight requests")
     finally:
@@ -184,6 +194,7 @@ async def socket_mode(settings: Settings) -> None:
         )
         await socket.start()
         start_background(services)
+        settle_memory()
         await _until_signal()
         log.info("shutting down: acknowledging what was received, then closing")
     finally:
@@ -207,6 +218,7 @@ async def worker(settings: Settings) -> None:
         await check_database(services)
         build_listeners(services)  # to run again what a dead `serve` acknowledged
         start_background(services)
+        settle_memory()
         log.info("worker running")
         await _until_signal()
     finally:

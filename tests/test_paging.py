@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot import paging
 from bot.core.clock import FakeClock
 from bot.core.enums import EntryKind, PageState, Severity
 from bot.core.playbooks import load_playbook
@@ -22,6 +23,7 @@ from bot.db.repo import IncidentRepo
 from bot.emulator import SlackEmulator
 from bot.slack import directory
 from bot.slack.ids import ActionId
+from bot.usecases import Declaration
 from tests.conftest import make_settings, start_bot, stop_bot
 from tests.paging_fixtures import (
     DB_TITLE,
@@ -312,6 +314,38 @@ async def test_unacknowledged_pages_escalate_tier_by_tier(
     await world.advance_to(minutes=tier2_at + 60)
     assert len(await world.pages()) == pages and len(world.pd.received) == 1
     assert await escalation_timers(world) == {}
+    assert_all_calls_valid(world.emu.calls)
+
+
+async def test_a_tier_due_before_its_people_were_found_pages_them_once_they_are(
+    world: PagingWorld,
+) -> None:
+    """The directory fails until after tier 2 falls due (or the process that was finding the
+    people died): the tier's people are paged the moment they are found, never skipped."""
+    await world.start(playbooks=[world.database_playbook(ack_timeout="5m")])
+    # At the declaration, +5m and +10m (a 200 with an error: no retry inside the client).
+    world.emu.fail_next("users.list", status=200, error="internal_error", times=3)
+    await paging.declare_incident(
+        world.harness.services,
+        actor=world.people["dana"],
+        declaration=Declaration(title=DB_TITLE, severity=Severity.SEV2, service="postgres"),
+    )
+    await world.settle()
+    await world.advance_to(minutes=5)
+    await world.advance_to(minutes=10)
+    assert world.dms_to("alice") == []  # the commander is not known yet
+    assert ":rotating_light: Escalated to tier 2: commander, Opsgenie responders." in (
+        world.channel_texts(await world.channel())
+    )
+
+    await world.advance_to(minutes=11)  # the directory answers: found, then paged
+    (dm,) = world.dms_to("alice")
+    (page,) = [p for p in await world.pages() if p.target == world.people["alice"]]
+    assert page.tier == 2 and page_ids_in(dm) == [page.id]
+    assert f"Paged commander (<@{world.people['alice']}>)" in await world.texts(EntryKind.PAGE)
+    assert len(world.pd_events("trigger")) == 1 and len(world.og_alerts()) == 1
+    await world.advance_to(minutes=30)
+    assert len(world.dms_to("alice")) == 1
     assert_all_calls_valid(world.emu.calls)
 
 

@@ -689,6 +689,7 @@ async def test_the_first_request_is_acked_at_once_even_when_slack_is_slow_from_t
     reply = await bot.command("declare sev2 Slow from the start", user=alice)
     assert reply.status == 200
     assert reply.elapsed < ACK_LIMIT
+    await bot.services.inflight.wait(10)  # the work after the ack: recording the declaration
     assert (await incident(bot)).title == "Slow from the start"
     bot.emulator.set_latency(0)
     await bot.settle()
@@ -728,3 +729,28 @@ async def test_a_slow_incident_does_not_hold_up_the_others(bot: BotHarness) -> N
         release.set()
     await bot.settle()
     assert any("waiting for Slack" in c.args["text"] for c in ok_calls(bot, "chat.postMessage"))
+
+
+async def test_notes_sent_one_after_another_are_recorded_in_that_order(bot: BotHarness) -> None:
+    """Each note is sent once the previous one was acked, while its work is still running (the
+    first is named from outside the private incident's channel: its membership check is slow):
+    the timeline and the channel's posts keep the order they were sent in."""
+    alice = bot.emulator.add_user("alice")
+    general = bot.emulator.add_channel("general", members=[alice])
+    inc = await declare_and_settle(bot, alice, "declare sev2 Card data exposed")
+    async with bot.services.sessions() as session, session.begin():
+        row = await session.get(Incident, inc.id)
+        assert row is not None
+        row.private = True  # as a private playbook makes it: membership is checked outside
+    bot.emulator.set_latency(0.3, "conversations.members")
+    sent = [f"step {i:02d} done" for i in range(5)]
+    reply = await bot.command(f"INC-{inc.number} note {sent[0]}", user=alice, channel=general)
+    assert reply.status == 200
+    for text in sent[1:]:
+        reply = await bot.command(f"note {text}", user=alice, channel=inc.channel_id)
+        assert reply.status == 200
+    await bot.settle()
+    notes = [e.text for e in await entries(bot, inc.id) if e.kind == EntryKind.NOTE]
+    assert notes == sent
+    posted = [c.args["text"] for c in ok_calls(bot, "chat.postMessage")]
+    assert [t for t in (next((s for s in sent if s in p), None) for p in posted) if t] == sent

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot.db.gate import WriteGate, gated_session_class
+from bot.db.gate import WRITING, WriteGate, gated_session_class
 from bot.errors import ConfigError, DatabaseUnavailable
 
 SUPPORTED = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -78,8 +78,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin_immediate(conn: Any) -> None:
     # A deferred transaction that reads and then writes fails at once with "database is
     # locked" when another writer got there first; taking the write lock up front makes
-    # concurrent writers queue on busy_timeout instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # concurrent writers queue on busy_timeout instead. A read (a session used without
+    # `begin()`) takes no lock: in WAL it never waits for the writer, nor the writer for it.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if WRITING.get() else "BEGIN")
 
 
 def make_sessionmaker(

@@ -15,12 +15,16 @@ import contextlib
 import heapq
 import itertools
 from collections.abc import AsyncIterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 URGENT, NORMAL = 0, 1
+
+# Whether the current task is inside an explicit (write) transaction: SQLite begins those with
+# the write lock taken up front, and every other transaction (a read) without it.
+WRITING: ContextVar[bool] = ContextVar("writing", default=False)
 
 
 class WriteGate:
@@ -82,12 +86,15 @@ class _GatedBegin:
     def __init__(self, gate: WriteGate, begin: Any) -> None:
         self._turn = gate.turn()
         self._begin = begin
+        self._writing: Token[bool] | None = None
 
     async def __aenter__(self) -> Any:
         await self._turn.__aenter__()
+        self._writing = WRITING.set(True)
         try:
             return await self._begin.__aenter__()
         except BaseException as exc:
+            self._leave()
             await self._turn.__aexit__(type(exc), exc, exc.__traceback__)
             raise
 
@@ -95,7 +102,13 @@ class _GatedBegin:
         try:
             return await self._begin.__aexit__(*exc)
         finally:
+            self._leave()
             await self._turn.__aexit__(*exc)
+
+    def _leave(self) -> None:
+        if self._writing is not None:
+            WRITING.reset(self._writing)
+            self._writing = None
 
 
 def gated_session_class(gate: WriteGate) -> type[GatedSession]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot
 from bot.db.engine import make_engine, ping, redacted
+from bot.db.gate import WRITING
 from bot.errors import DatabaseUnavailable
 
 MIGRATIONS = Path(bot.__file__).resolve().parent.parent / "migrations"
@@ -92,6 +93,7 @@ async def check_schema(engine: AsyncEngine) -> None:
 async def _run(url: str, step: Callable[[Config, str], None], revision: str) -> None:
     config = alembic_config(url)
     engine = make_engine(url)
+    writing = WRITING.set(True)  # SQLite: take the write lock up front (bot/db/engine.py)
     try:
         await ping(engine)
         async with engine.connect() as conn:
@@ -99,6 +101,7 @@ async def _run(url: str, step: Callable[[Config, str], None], revision: str) -> 
             # env.py runs inside our transaction (PostgreSQL: all-or-nothing DDL).
             await conn.commit()
     finally:
+        WRITING.reset(writing)
         await engine.dispose()
 
 

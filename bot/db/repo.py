@@ -183,10 +183,22 @@ class IncidentRepo:
         return next(iter((await self.roles(incident_id)).get(COMMANDER_ROLE, [])), None)
 
     async def assign(
-        self, incident_id: int, *, role: str, user_id: str, by: str | None, at: datetime
+        self,
+        incident_id: int,
+        *,
+        role: str,
+        user_id: str,
+        by: str | None,
+        at: datetime,
+        new: bool = False,
     ) -> None:
-        """Give the role to the user; the commander role has exactly one holder."""
-        if role == COMMANDER_ROLE:
+        """Give the role to the user; the commander role has exactly one holder.
+
+        `new`: the incident was created in this transaction, so nobody holds a role yet.
+        """
+        if new:
+            pass
+        elif role == COMMANDER_ROLE:
             current = await self.session.execute(
                 select(RoleAssignment).where(
                     RoleAssignment.incident_id == incident_id,

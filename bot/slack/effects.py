@@ -12,8 +12,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+from sqlmodel import col
 
 from bot import alerts, postmortems
 from bot.core.channel_name import channel_name
@@ -38,6 +40,8 @@ class SlackEffects:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.client = services.slack
+        # Channels created here, for SET_UP_CHANNEL right behind in the same lane: no read back.
+        self._created: dict[int, Incident] = {}
 
     def executors(self) -> dict[str, Executor]:
         return {
@@ -74,15 +78,20 @@ class SlackEffects:
     async def _save(self, incident: Incident, **values: str) -> None:
         """Write back what Slack gave us (channel, card ts, topic)."""
         async with self.services.sessions() as session, session.begin():
-            row = await IncidentRepo(session).by_id(incident.id or 0, for_update=True)
-            assert row is not None
-            for name, value in values.items():
-                setattr(row, name, value)
+            await session.execute(
+                sa.update(Incident)
+                .where(col(Incident.id) == incident.id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        for name, value in values.items():
+            setattr(incident, name, value)
 
     async def card(self, incident: Incident) -> blocks.CardData:
         assert incident.id is not None
-        async with self.services.sessions() as session:
-            roles = await IncidentRepo(session).roles(incident.id)
+        roles, firing = await asyncio.gather(
+            self._roles(incident.id), alerts.firing_count(self.services, incident.id)
+        )
         playbook = self.services.playbook(incident.playbook)
         links = [(b.title, str(b.link)) for b in playbook.bookmarks] if playbook else []
         return blocks.CardData(
@@ -99,13 +108,21 @@ class SlackEffects:
             channel_id=incident.channel_id,
             playbook=incident.playbook,
             links=links,
-            alerts_firing=await alerts.firing_count(self.services, incident.id),
+            alerts_firing=firing,
         )
+
+    async def _roles(self, incident_id: int) -> dict[str, list[str]]:
+        async with self.services.sessions() as session:
+            return await IncidentRepo(session).roles(incident_id)
 
     # -- executors ------------------------------------------------------------------------
 
     async def create_channel(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
-        incident = await self._incident(effect)
+        assert effect.incident_id is not None
+        # Declared by this process a moment ago: the incident as committed, not read back.
+        incident = self.services.effects.snapshot(effect.incident_id)
+        if incident is None:
+            incident = await self._incident(effect)
         if incident.channel_id is None:
             local_day = incident.declared_at.astimezone(self.services.settings.timezone).date()
             for attempt in range(MAX_NAME_ATTEMPTS):
@@ -127,7 +144,9 @@ class SlackEffects:
                 raise SideEffectFailed("conversations.create", "every channel name was taken")
             channel = response["channel"]
             await self._save(incident, channel_id=channel["id"], channel_name=channel["name"])
-            incident.channel_id = channel["id"]
+            self._created[incident.id or 0] = incident
+            while len(self._created) > 100:  # set up elsewhere (a retry in another process)
+                self._created.pop(next(iter(self._created)))
 
     async def tell_declarer(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         """The channel's link: privately in the command's reply, or by DM after the form."""
@@ -146,7 +165,10 @@ class SlackEffects:
 
     async def invite(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         _, channel = await self._channel(effect)
-        for user in payload.get("users", []):
+        await self._invite(channel, payload.get("users", []))
+
+    async def _invite(self, channel: str, users: list[str]) -> None:
+        for user in users:
             try:
                 await self.client.conversations_invite(channel=channel, users=user)
             except SlackApiError as exc:
@@ -164,11 +186,14 @@ class SlackEffects:
         The invitation and the card go out together; the card shows the incident as it is
         when posted, so it needs no update.
         """
-        incident, channel = await self._channel(effect)
-        card = await self.card(incident)
+        created = self._created.pop(effect.incident_id or 0, None)
+        if created is not None and created.channel_id is not None:
+            incident, channel = created, created.channel_id
+        else:
+            incident, channel = await self._channel(effect)
         outcomes = await asyncio.gather(
-            self.invite(effect, payload),
-            self._post_and_pin(incident, channel, card),
+            self._invite(channel, payload.get("users", [])),
+            self._post_and_pin(incident, channel),
             return_exceptions=True,  # both finish before the effect is judged
         )
         for outcome in outcomes:
@@ -186,26 +211,35 @@ class SlackEffects:
             await self.client.conversations_setTopic(channel=channel, topic=topic)
             await self._save(incident, topic=topic)
 
-    async def _post_and_pin(self, incident: Incident, channel: str, card: blocks.CardData) -> str:
+    async def _post_and_pin(self, incident: Incident, channel: str) -> str:
         if incident.card_ts is not None:  # run again after the card went out
             return incident.card_ts
+        card = await self.card(incident)
         response = await self.client.chat_postMessage(
             channel=channel,
             text=blocks.card_fallback_text(card),
             blocks=blocks.summary_card(card, tz=self.services.settings.timezone),
         )
         ts = str(response["ts"])
-        await self._save(incident, card_ts=ts)  # never a second card, even if the pin fails
+        # Its ts is kept whether or not the pin succeeds: a retry pins it, never posts another.
+        saved, pinned = await asyncio.gather(
+            self._save(incident, card_ts=ts), self._pin(channel, ts), return_exceptions=True
+        )
+        for outcome in (saved, pinned):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return ts
+
+    async def _pin(self, channel: str, ts: str) -> None:
         try:
             await self.client.pins_add(channel=channel, timestamp=ts)
         except SlackApiError as exc:
             if exc.response.get("error") != "already_pinned":
                 raise
-        return ts
 
     async def post_card(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         incident, channel = await self._channel(effect)
-        await self._post_and_pin(incident, channel, await self.card(incident))
+        await self._post_and_pin(incident, channel)
 
     async def sync_card(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         incident, channel = await self._channel(effect)

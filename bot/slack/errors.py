@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Coroutine
+from contextlib import nullcontext
 from typing import Any
 
 from slack_bolt.async_app import AsyncRespond
@@ -38,10 +39,15 @@ def after_ack(
     if ticket is not None:
         services.inbox.began(ticket)
 
+    sender = _sender_of(body)
+
     async def run() -> None:
         error_text = None
         try:
-            async with services.ack_first.turn():
+            # One person's requests start their work in the order they arrived (a note sent
+            # after another is recorded after it); other people's do not wait.
+            in_order = services.locks.hold(f"sender:{sender}") if sender else nullcontext()
+            async with in_order, services.ack_first.turn():
                 await work
         except AlreadyHandled:
             log.info("request already handled by another process; nothing done twice")
@@ -53,6 +59,17 @@ def after_ack(
                 services.inbox.ended(ticket, error=error_text)
 
     services.inflight.spawn(run(), name=f"after-ack:{body.get('type') or body.get('command')}")
+
+
+def _sender_of(body: dict[str, Any]) -> str | None:
+    """Who sent a command, interaction or event, if it names someone."""
+    user, event = body.get("user"), body.get("event")
+    candidates = [
+        body.get("user_id"),  # slash commands
+        user.get("id") if isinstance(user, dict) else None,  # interactions
+        event.get("user") if isinstance(event, dict) else None,
+    ]
+    return next((c for c in candidates if isinstance(c, str) and c), None)
 
 
 async def show_error(
