@@ -248,6 +248,24 @@ async def test_an_untiered_pagerduty_role_is_paged_at_once_before_anything_cosme
     assert page.tier == 0 and page.external_ref == "incident-bot/INC-1/ops"
 
 
+async def test_a_declaration_makes_no_call_that_changes_nothing(world: PagingWorld) -> None:
+    """The playbook's commander is the declarer: once the people are found, the card and the
+    topic already say so, and neither is sent again; a real change is."""
+    quiet = "name: quiet\nmatch: {services: [quiet]}\nroles:\n  commander: {slack: ['@dana']}\n"
+    await world.start(playbooks=[load_playbook(quiet, filename="quiet.yaml")])
+    await world.declare(service="quiet", title="Nothing to update")
+    assert await world.roles() == {"commander": [world.people["dana"]]}
+    assert world.emu.calls_to("chat.update") == []
+    assert len(world.emu.calls_to("conversations.setTopic")) == 1
+    assert len(world.emu.calls_to("pins.add")) == 1
+
+    await world.command("sev sev1", user="dana")
+    [update] = world.emu.calls_to("chat.update")
+    assert "SEV1" in str(update.args["blocks"])
+    assert len(world.emu.calls_to("conversations.setTopic")) == 2
+    assert_all_calls_valid(world.emu.calls)
+
+
 # -- 3. the escalation chain ------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ class Incident(IncidentBase, table=True):
     channel_id: str | None = Field(default=None, max_length=32, unique=True)
     channel_name: str | None = Field(default=None, max_length=80)
     card_ts: str | None = Field(default=None, max_length=32)
+    card_digest: str | None = Field(default=None, max_length=64)  # what the card last showed
     topic: str | None = Field(default=None, max_length=250)  # as last set, to skip repeats
     declared_by: str = Field(max_length=32)
     declared_at: datetime = Field(sa_column=_when(nullable=False))

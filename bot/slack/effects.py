@@ -8,6 +8,8 @@ retry can cure propagates to the runner, which retries it; one that cannot is se
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +36,14 @@ log = logging.getLogger(__name__)
 MAX_NAME_ATTEMPTS = 50
 
 
+def _digest(message: Mapping[str, Any]) -> str:
+    """What a message shows, in 64 characters (to tell whether an update changes it)."""
+    return hashlib.sha256(json.dumps(message, sort_keys=True).encode()).hexdigest()
+
+
+CardFacts = tuple[dict[str, list[str]], int | None]  # the roles' holders, the alerts firing
+
+
 class SlackEffects:
     """Executors bound to the services."""
 
@@ -41,7 +51,7 @@ class SlackEffects:
         self.services = services
         self.client = services.slack
         # Channels created here, for SET_UP_CHANNEL right behind in the same lane: no read back.
-        self._created: dict[int, Incident] = {}
+        self._created: dict[int, tuple[Incident, asyncio.Task[CardFacts] | None]] = {}
 
     def executors(self) -> dict[str, Executor]:
         return {
@@ -87,11 +97,10 @@ class SlackEffects:
         for name, value in values.items():
             setattr(incident, name, value)
 
-    async def card(self, incident: Incident) -> blocks.CardData:
+    async def card(self, incident: Incident, facts: CardFacts | None = None) -> blocks.CardData:
+        """The card's data: the incident, and (unless given) its roles and firing alerts now."""
         assert incident.id is not None
-        roles, firing = await asyncio.gather(
-            self._roles(incident.id), alerts.firing_count(self.services, incident.id)
-        )
+        roles, firing = facts or await self._card_facts(incident.id)
         playbook = self.services.playbook(incident.playbook)
         links = [(b.title, str(b.link)) for b in playbook.bookmarks] if playbook else []
         return blocks.CardData(
@@ -111,6 +120,12 @@ class SlackEffects:
             alerts_firing=firing,
         )
 
+    async def _card_facts(self, incident_id: int) -> CardFacts:
+        roles, firing = await asyncio.gather(
+            self._roles(incident_id), alerts.firing_count(self.services, incident_id)
+        )
+        return roles, firing
+
     async def _roles(self, incident_id: int) -> dict[str, list[str]]:
         async with self.services.sessions() as session:
             return await IncidentRepo(session).roles(incident_id)
@@ -121,8 +136,22 @@ class SlackEffects:
         assert effect.incident_id is not None
         # Declared by this process a moment ago: the incident as committed, not read back.
         incident = self.services.effects.snapshot(effect.incident_id)
+        facts: asyncio.Task[CardFacts] | None = None
         if incident is None:
             incident = await self._incident(effect)
+        elif incident.channel_id is None:
+            # What the card shows besides the incident is read while Slack makes the channel.
+            facts = asyncio.create_task(self._card_facts(effect.incident_id))
+        try:
+            await self._create_channel(incident, facts)
+        except BaseException:
+            if facts is not None:
+                facts.cancel()
+            raise
+
+    async def _create_channel(
+        self, incident: Incident, facts: asyncio.Task[CardFacts] | None
+    ) -> None:
         if incident.channel_id is None:
             local_day = incident.declared_at.astimezone(self.services.settings.timezone).date()
             for attempt in range(MAX_NAME_ATTEMPTS):
@@ -144,7 +173,7 @@ class SlackEffects:
                 raise SideEffectFailed("conversations.create", "every channel name was taken")
             channel = response["channel"]
             await self._save(incident, channel_id=channel["id"], channel_name=channel["name"])
-            self._created[incident.id or 0] = incident
+            self._created[incident.id or 0] = (incident, facts)
             while len(self._created) > 100:  # set up elsewhere (a retry in another process)
                 self._created.pop(next(iter(self._created)))
 
@@ -186,14 +215,14 @@ class SlackEffects:
         The invitation and the card go out together; the card shows the incident as it is
         when posted, so it needs no update.
         """
-        created = self._created.pop(effect.incident_id or 0, None)
-        if created is not None and created.channel_id is not None:
-            incident, channel = created, created.channel_id
+        incident, facts = self._created.pop(effect.incident_id or 0, (None, None))
+        if incident is not None and incident.channel_id is not None:
+            channel = incident.channel_id
         else:
             incident, channel = await self._channel(effect)
         outcomes = await asyncio.gather(
             self._invite(channel, payload.get("users", [])),
-            self._post_and_pin(incident, channel),
+            self._post_and_pin(incident, channel, facts),
             return_exceptions=True,  # both finish before the effect is judged
         )
         for outcome in outcomes:
@@ -205,25 +234,55 @@ class SlackEffects:
         await self._set_topic(incident, channel, await self.card(incident))
 
     async def _set_topic(self, incident: Incident, channel: str, card: blocks.CardData) -> None:
-        topic = blocks.topic(card)
-        if topic != incident.topic:
-            # Every topic change shows in the channel: only set it when it differs.
-            await self.client.conversations_setTopic(channel=channel, topic=topic)
-            await self._save(incident, topic=topic)
+        """Every topic change shows in the channel: set it only when it differs, and once.
 
-    async def _post_and_pin(self, incident: Incident, channel: str) -> str:
+        The new topic is claimed in the database before the call: of two runs that want it
+        at once (the declaration's and a card sync, in two lanes), one makes the call. A call
+        that fails gives the claim back for its retry.
+        """
+        topic, before = blocks.topic(card), incident.topic
+        if topic == before or not await self._swap_topic(incident, before=None, after=topic):
+            return
+        try:
+            await self.client.conversations_setTopic(channel=channel, topic=topic)
+        except BaseException:
+            await self._swap_topic(incident, before=topic, after=before)
+            raise
+
+    async def _swap_topic(
+        self, incident: Incident, *, before: str | None, after: str | None
+    ) -> bool:
+        """Set the recorded topic to `after` if it is not that already (`before` None) or if
+        it is still `before`; whether this changed it."""
+        guard = (
+            col(Incident.topic).is_distinct_from(after)
+            if before is None
+            else col(Incident.topic) == before
+        )
+        async with self.services.sessions() as session, session.begin():
+            changed = await session.execute(
+                sa.update(Incident)
+                .where(col(Incident.id) == incident.id, guard)
+                .values(topic=after)
+                .execution_options(synchronize_session=False)
+            )
+        incident.topic = after
+        return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+    async def _post_and_pin(
+        self, incident: Incident, channel: str, facts: asyncio.Task[CardFacts] | None = None
+    ) -> str:
         if incident.card_ts is not None:  # run again after the card went out
             return incident.card_ts
-        card = await self.card(incident)
-        response = await self.client.chat_postMessage(
-            channel=channel,
-            text=blocks.card_fallback_text(card),
-            blocks=blocks.summary_card(card, tz=self.services.settings.timezone),
-        )
+        card = await self.card(incident, await facts if facts is not None else None)
+        shown = self._card_message(card)
+        response = await self.client.chat_postMessage(channel=channel, **shown)
         ts = str(response["ts"])
         # Its ts is kept whether or not the pin succeeds: a retry pins it, never posts another.
         saved, pinned = await asyncio.gather(
-            self._save(incident, card_ts=ts), self._pin(channel, ts), return_exceptions=True
+            self._save(incident, card_ts=ts, card_digest=_digest(shown)),
+            self._pin(channel, ts),
+            return_exceptions=True,
         )
         for outcome in (saved, pinned):
             if isinstance(outcome, BaseException):
@@ -244,14 +303,18 @@ class SlackEffects:
     async def sync_card(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         incident, channel = await self._channel(effect)
         card = await self.card(incident)
-        if incident.card_ts is not None:
-            await self.client.chat_update(
-                channel=channel,
-                ts=incident.card_ts,
-                text=blocks.card_fallback_text(card),
-                blocks=blocks.summary_card(card, tz=self.services.settings.timezone),
-            )
+        shown = self._card_message(card)
+        if incident.card_ts is not None and _digest(shown) != incident.card_digest:
+            # An update that would change nothing is not sent.
+            await self.client.chat_update(channel=channel, ts=incident.card_ts, **shown)
+            await self._save(incident, card_digest=_digest(shown))
         await self._set_topic(incident, channel, card)
+
+    def _card_message(self, card: blocks.CardData) -> dict[str, Any]:
+        return {
+            "text": blocks.card_fallback_text(card),
+            "blocks": blocks.summary_card(card, tz=self.services.settings.timezone),
+        }
 
     async def announce(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         target = self.services.settings.INCIDENTS_CHANNEL
