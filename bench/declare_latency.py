@@ -1,12 +1,14 @@
 """How soon a declared incident's channel is ready, at a given Slack latency.
 
     python bench/declare_latency.py [--runs 20] [--latency 0.0] [--playbooks playbooks]
+                                    [--same-process]
 
 From the declaring request (sent at t0) to: the channel ready (the declarer invited and the
-summary card pinned: the later of conversations.invite and pins.add has returned) and the first
-message in the channel (the first chat.postMessage to it has returned). The built-in emulator
-adds `--latency` seconds to every Web API call. Real server, real port, SQLite, shipped
-playbooks unless told otherwise. Prints figures only.
+summary card pinned: the later of conversations.invite and pins.add has reached Slack) and the
+first message in the channel (the first chat.postMessage to it has reached Slack). The built-in
+emulator adds `--latency` seconds to every Web API call. It runs in its own process, as Slack
+does not run on the bot's CPU (`--same-process` puts it on the bot's event loop, as before).
+Real server, real port, SQLite, shipped playbooks unless told otherwise. Prints figures only.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import multiprocessing
 import statistics
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -51,24 +56,73 @@ def returned(calls: list[RecordedCall], method: str, channel: str) -> float:
     return next(c.at for c in calls if c.method == method and c.args.get("channel") == channel)
 
 
-def _ready(calls: list[RecordedCall], declarer: str) -> bool:
-    methods = {c.method for c in calls}
-    invited = any(
-        c.method == "conversations.invite" and declarer in str(c.args.get("users")) for c in calls
-    )
-    return invited and {"pins.add", "chat.postMessage"} <= methods
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def main(runs: int, latency: float, playbooks: str) -> None:
-    emulator = SlackEmulator(bot_token=TOKEN)
-    await emulator.start()
-    alice = emulator.add_user("alice")
-    emulator.set_latency(latency)
+class Remote:
+    """The emulator in another process, driven over a pipe (setup and reading calls only)."""
+
+    def __init__(self, latency: float) -> None:
+        self._conn, child = multiprocessing.Pipe()
+        self._process = multiprocessing.Process(target=_serve_emulator, args=(child, latency))
+        self._process.start()
+        self.url = str(self._conn.recv())
+
+    def ask(self, name: str, *args: Any) -> Any:
+        self._conn.send((name, args))
+        return self._conn.recv()
+
+    async def calls_since(self, index: int) -> list[RecordedCall]:
+        """The calls after the first `index` (read in a thread: the bot's loop never waits)."""
+        return list(await asyncio.to_thread(self.ask, "calls_since", index))
+
+    def stop(self) -> None:
+        self._conn.send(("stop", ()))
+        self._process.join(10)
+
+
+def _serve_emulator(conn: Connection, latency: float) -> None:
+    async def serve() -> None:
+        emulator = SlackEmulator(bot_token=TOKEN)
+        await emulator.start()
+        emulator.set_latency(latency)
+        conn.send(emulator.url)
+        loop = asyncio.get_running_loop()
+        while True:
+            name, args = await loop.run_in_executor(None, conn.recv)
+            if name == "stop":
+                await emulator.stop()
+                return
+            if name == "calls_since":
+                conn.send(emulator.calls[args[0] :])
+            else:
+                conn.send(getattr(emulator, name)(*args))
+
+    asyncio.run(serve())
+
+
+async def main(runs: int, latency: float, playbooks: str, *, same_process: bool = False) -> None:
+    local: SlackEmulator | None = None
+    remote: Remote | None = None
+    if same_process:
+        local = SlackEmulator(bot_token=TOKEN)
+        await local.start()
+        local.set_latency(latency)
+        emulator: Any = local
+    else:
+        remote = emulator = Remote(latency)
+
+    def ask(name: str, *args: Any) -> Any:
+        return getattr(local, name)(*args) if local is not None else emulator.ask(name, *args)
+
+    async def calls_since(index: int) -> list[RecordedCall]:
+        if local is not None:
+            return local.calls[index:]
+        return await emulator.calls_since(index)
+
+    alice = ask("add_user", "alice")
     ready: list[float] = []
     first_message: list[float] = []
     calls: list[int] = []
@@ -81,7 +135,7 @@ async def main(runs: int, latency: float, playbooks: str) -> None:
             SLACK_SIGNING_SECRET=SECRET,
             SLACK_API_URL=emulator.url,
             DATABASE_URL=db,
-            INCIDENTS_CHANNEL=emulator.add_channel("incidents"),
+            INCIDENTS_CHANNEL=ask("add_channel", "incidents"),
         )
         services = build_services(settings, playbooks=load_valid_directory(Path(playbooks)))
         app, _ = build_web(services)
@@ -102,20 +156,20 @@ async def main(runs: int, latency: float, playbooks: str) -> None:
                             "user_id": alice,
                             "channel_id": "CBENCH",
                             "team_id": "T0001",
-                            "response_url": emulator.response_url(),
+                            "response_url": ask("response_url"),
                             "trigger_id": "1.2.3",
                         }
                     )
-                    seen = len(emulator.calls)
+                    seen = len(await calls_since(0))
                     started = time.monotonic()
                     async with http.post(url, data=body.encode(), headers=signed(body)) as reply:
                         assert reply.status == 200
-                    # As in production, the runner alone does the work: settle() (which runs
-                    # effects itself) only once the channel is ready and the first post made.
-                    while not _ready(emulator.calls[seen:], alice):
-                        await asyncio.sleep(0.001)
+                    # As in production, the runner alone does the work: nothing else runs on
+                    # the loop until it is surely done; settle() (which runs effects itself)
+                    # only after that.
+                    await asyncio.sleep(0.3 + 8 * latency)
                     await services.settle(120)
-                    mine = emulator.calls[seen:]
+                    mine = await calls_since(seen)
                     created = next(c for c in mine if c.method == "conversations.create" and c.ok)
                     channel = created.response["channel"]["id"]
 
@@ -134,7 +188,10 @@ async def main(runs: int, latency: float, playbooks: str) -> None:
         finally:
             await runner.cleanup()
             await services.aclose()
-    await emulator.stop()
+    if local is not None:
+        await local.stop()
+    if remote is not None:
+        remote.stop()
     print(f"emulated Web API latency: {latency * 1000:.0f} ms per call, {runs} declarations")
     print(
         f"channel ready (declarer in, card pinned): p50 {statistics.median(ready) * 1000:.1f} ms,"
@@ -152,5 +209,13 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--playbooks", default="playbooks")
+    parser.add_argument("--same-process", action="store_true")
     options = parser.parse_args()
-    asyncio.run(main(options.runs, options.latency, options.playbooks))
+    asyncio.run(
+        main(
+            options.runs,
+            options.latency,
+            options.playbooks,
+            same_process=options.same_process,
+        )
+    )
