@@ -28,7 +28,8 @@ from bot.db.models import Incident, SideEffect
 from bot.errors import RetryLater, SideEffectFailed
 from bot.logs import working_on
 from bot.metrics import Metrics
-from bot.outbox import ADOPTED, ADOPTED_INCIDENTS, BARRIER, Executor
+from bot.outbox import ADOPTED, ADOPTED_INCIDENTS, BARRIER, WRITES_ADOPTED, Executor
+from bot.tasks import AckFirst
 from bot.timers import holder_id, holder_is_gone
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,14 @@ class EffectRunner:
         metrics: Metrics,
         poll_seconds: float = 1.0,
         concurrency: int = 16,
+        ack_first: AckFirst | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.metrics = metrics
         self.poll_seconds = poll_seconds
         self.concurrency = concurrency
+        self.ack_first = ack_first or AckFirst(patience=0)
         self.executors: dict[str, Executor] = {}
         self.owner = holder_id()
         self._wake = asyncio.Event()
@@ -118,6 +121,8 @@ class EffectRunner:
         """
         if self._task is None or self._stopping or incident.id is None:
             return
+        if not session.info.get(WRITES_ADOPTED):
+            return  # not a transaction that writes adopted effects: claimed the usual way
         session.info.setdefault(ADOPTED, {})[incident.id] = (self.owner, self.clock.now() + LEASE)
         session.info.setdefault(ADOPTED_INCIDENTS, []).append(incident)
 
@@ -187,7 +192,8 @@ class EffectRunner:
             if self._stopping:
                 return
             try:
-                await self._start_runs()
+                async with self.ack_first.turn():  # a claim pass waits while acks are due
+                    await self._start_runs()
             except Exception:  # the loop must outlive a database hiccup; it retries next poll
                 log.exception("side-effect runner pass failed")
 

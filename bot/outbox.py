@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -109,11 +110,34 @@ async def enqueue(
         claimed_by=holder,
         claimed_until=until,
     )
-    session.add(effect)
     if holder is not None:
+        # Written with the transaction's other adopted effects in one INSERT (write_adopted).
         session.info.setdefault(ADOPTED_EFFECTS, []).append(effect)
     else:
+        session.add(effect)
         session.info[OWED] = True
+
+
+async def write_adopted(session: AsyncSession) -> None:
+    """Insert the effects this transaction adopted, in one statement; give each its id.
+
+    Called by `usecases.transaction` before it commits (only there are effects adopted).
+    """
+    effects: list[SideEffect] = session.info.get(ADOPTED_EFFECTS) or []
+    if not effects:
+        return
+    table = SideEffect.__table__  # type: ignore[attr-defined]
+    columns = [c.name for c in table.columns if c.name != "id"]
+    rows = [{name: getattr(effect, name) for name in columns} for effect in effects]
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite's one writer numbers a statement's rows in order: the sorted ids are theirs.
+        inserted = await session.execute(sa.insert(table).returning(table.c.id), rows)
+        ids = sorted(int(i) for i in inserted.scalars())
+    else:
+        statement = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = [int(i) for i in (await session.execute(statement, rows)).scalars()]
+    for effect, effect_id in zip(effects, ids, strict=True):
+        effect.id = effect_id
 
 
 # session.info keys: incidents whose effects this transaction claims as it writes them (a new
@@ -122,6 +146,7 @@ async def enqueue(
 # effects that are not so claimed (the runner is woken to claim them).
 ADOPTED, ADOPTED_EFFECTS, OWED = "outbox.adopted", "outbox.adopted_effects", "outbox.owed"
 ADOPTED_INCIDENTS = "outbox.adopted_incidents"
+WRITES_ADOPTED = "outbox.writes_adopted"  # set by the one place that calls write_adopted
 
 
 # Where a POST goes, besides a user id (a DM).

@@ -89,6 +89,7 @@ def build_services(
     sessions = make_sessionmaker(engine, gate=gate)
     clock = clock or SystemClock()
     metrics = Metrics()
+    ack_first = AckFirst()  # requests' answers before background work (bot/tasks.py)
     # Commands that never call Slack (db upgrade, postmortem) run without a token.
     token = settings.SLACK_BOT_TOKEN.get_secret_value() if settings.SLACK_BOT_TOKEN else None
     slack = make_slack_client(token=token, base_url=settings.SLACK_API_URL, metrics=metrics)
@@ -99,7 +100,7 @@ def build_services(
         slack=slack,
         clock=clock,
         directory=SlackDirectory(slack),
-        effects=EffectRunner(sessions=sessions, clock=clock, metrics=metrics),
+        effects=EffectRunner(sessions=sessions, clock=clock, metrics=metrics, ack_first=ack_first),
         inbox=Inbox(sessions=sessions, clock=clock, gate=gate),
         metrics=metrics,
         timers=Timers(
@@ -107,4 +108,5 @@ def build_services(
         ),
         http=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),
         playbooks=tuple(playbooks),
+        ack_first=ack_first,
     )

@@ -6,6 +6,7 @@ transaction) and only then acts: the side-effect runner makes the Slack calls af
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,11 +48,13 @@ from bot.outbox import (
     ADOPTED_INCIDENTS,
     OWED,
     TO_INCIDENT,
+    WRITES_ADOPTED,
     EffectKind,
     enqueue,
     enqueue_cancel,
     enqueue_post,
     enqueue_timer,
+    write_adopted,
 )
 from bot.services import Services
 from bot.slack import blocks
@@ -117,8 +120,10 @@ async def transaction(services: Services) -> AsyncIterator[AsyncSession]:
     the inbox, in the same commit: recorded work is never redone by a recovering process.
     """
     async with services.sessions() as session, session.begin():
+        session.info[WRITES_ADOPTED] = True
         ticket = await services.inbox.consume(session)
         yield session
+        await write_adopted(session)
     if ticket is not None:
         ticket.consumed = True
     adopted = session.info.get(ADOPTED_EFFECTS)
@@ -126,6 +131,8 @@ async def transaction(services: Services) -> AsyncIterator[AsyncSession]:
         services.effects.run_adopted(adopted, session.info.get(ADOPTED_INCIDENTS, []))
     if not adopted or session.info.get(OWED):
         services.effects.kick()
+    else:
+        await asyncio.sleep(0)  # the adopted calls leave before the rest of the work goes on
 
 
 def ts_to_datetime(ts: str) -> datetime:
