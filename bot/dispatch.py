@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import followups, paging, postmortems, stats, usecases
+from bot import escalation, followups, paging, postmortems, stats, usecases
 from bot.core import grammar
 from bot.core.enums import Severity
 from bot.errors import UserError
@@ -81,7 +81,7 @@ async def run_command(
         case grammar.Postmortem():
             return await postmortems.request_upload(services, **where)
         case grammar.PageCmd():
-            return await paging.page_now(
+            return await escalation.page_now(
                 services, **where, target=command.target, message=command.message
             )
         case grammar.OnCallCmd():

@@ -1,13 +1,12 @@
-"""Paging: who is paged, when, through what; escalation until someone acknowledges.
+"""Paging: who is paged at declaration, and delivering every page.
 
 At declaration the playbook's people are found (handles, emails, user groups), given their
 roles, invited and paged by Slack DM; roles whose pager no escalation tier names are paged
-at once, and so is a tier due at once (`after: 0s`). Tier i is paged `after` the declaration
-unless someone acknowledged by then; a role's `ack_timeout` brings the next tier forward. These
-rules live in `bot.core.paging_plan`, which `playbooks simulate` plays too. Every page,
-acknowledgement and escalation is a timeline entry. A pager that still fails after its
-retries hands over to the Slack DM of the role's people (or the commander), and the channel
-is told.
+at once, and so is a tier due at once (`after: 0s`). These rules live in
+`bot.core.paging_plan`, which `playbooks simulate` plays too; escalation, acknowledgement and
+paging on demand are `bot.escalation`'s. Every page is a timeline entry. A pager that still
+fails after its retries hands over to the Slack DM of the role's people (or the commander),
+and the channel is told.
 """
 
 from __future__ import annotations
@@ -20,24 +19,21 @@ from typing import Any
 import sqlalchemy as sa
 from slack_sdk.errors import SlackClientError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
 from bot import usecases
-from bot.core import grammar, paging_plan
-from bot.core.clock import humanize_duration
+from bot.core import paging_plan
 from bot.core.enums import EntryKind, EntrySource, PageState, Status
 from bot.core.lifecycle import COMMANDER_ROLE, TimelineEvent, severity_label
-from bot.core.paging_plan import STOPPED_BY_ACK, Due, PagerKind
+from bot.core.paging_plan import Due, PagerKind
 from bot.core.playbooks import Playbook, Role, select_playbook
 from bot.db.models import Incident, Page, SideEffect
 from bot.db.repo import IncidentRepo, PageRepo
-from bot.errors import PagerFailed, UserError
-from bot.logs import about_incident
+from bot.errors import PagerFailed
 from bot.outbox import (
     EffectKind,
     Executor,
     enqueue,
-    enqueue_cancel,
     enqueue_post,
     enqueue_timer,
 )
@@ -49,7 +45,7 @@ from bot.pagers.webhook import WebhookPager
 from bot.services import Services
 from bot.slack import blocks
 from bot.timers import TimerKind, escalation_key, timer_prefixes
-from bot.usecases import Asked, Declaration, Reply, find_incident, transaction
+from bot.usecases import Declaration, Reply, transaction
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +74,11 @@ async def plan_declaration(
     for name, tier in plan.paged_now.items():
         role = playbook.roles[name]
         if tier == 0 and role.has_pager:
-            await _record_pages(session, services, incident, role_name=name, role=role, tier=tier)
+            await record_pages(session, services, incident, role_name=name, role=role, tier=tier)
     # A tier due now is paged now, not at the next timer poll; its people's DMs leave as soon
     # as STAFF_ROLES has found them.
     for tier in plan.tiers_now:
-        await _page_tier(session, services, incident, playbook, tier=tier, actor=None, people={})
+        await page_tier(session, services, incident, playbook, tier=tier, actor=None, people={})
     await enqueue(session, kind=EffectKind.STAFF_ROLES, incident_id=incident.id, now=now)
     # Escalations first, then the status reminder and the checklist nudge: pages before
     # what only helps the people who come.
@@ -121,7 +117,7 @@ def _timer_key(incident_id: int, timer: paging_plan.Timer) -> str:
     return timer_prefixes(incident_id, [timer.kind])[0]
 
 
-async def _record_pages(
+async def record_pages(
     session: AsyncSession,
     services: Services,
     incident: Incident,
@@ -184,6 +180,50 @@ async def _record_pages(
             payload={"page_id": page.id},
         )
     return pages
+
+
+async def page_tier(
+    session: AsyncSession,
+    services: Services,
+    incident: Incident,
+    playbook: Playbook,
+    *,
+    tier: int,
+    actor: str | None,
+    people: Mapping[str, Sequence[str]],
+) -> None:
+    """Record tier `tier` being paged: its timeline entry, its roles' pages, its Opsgenie's."""
+    now = services.clock.now()
+    text = paging_plan.escalation_text(
+        playbook, tier, actor=actor, elapsed=now - incident.declared_at
+    )
+    IncidentRepo(session).record(
+        incident,
+        [TimelineEvent(EntryKind.ESCALATION, now, text, actor)],
+        recorded_at=now,
+        source=EntrySource.SYSTEM if actor is None else EntrySource.PERSON,
+    )
+    spec = playbook.tiers[tier - 1]
+    for name in spec.page:
+        await record_pages(
+            session,
+            services,
+            incident,
+            role_name=name,
+            role=playbook.roles[name],
+            tier=tier,
+            people=people.get(name, []),
+        )
+    if spec.opsgenie is not None:
+        await record_pages(
+            session,
+            services,
+            incident,
+            role_name=None,
+            role=None,
+            tier=tier,
+            tier_opsgenie=True,
+        )
 
 
 def _provider_name(provider: str) -> str:
@@ -415,7 +455,7 @@ class Paging:
             )
             await enqueue_post(session, incident_id=incident.id, now=now, text=f":warning: {text}")
             if fallback:
-                await _record_pages(
+                await record_pages(
                     session,
                     self.services,
                     incident,
@@ -508,7 +548,7 @@ class Paging:
                 invite += [p for p in people if p not in invite]
                 if name in paged_now:
                     paged = [p for p in people if p != incident.declared_by]
-                    pages += await _record_pages(
+                    pages += await record_pages(
                         session,
                         self.services,
                         incident,
@@ -559,8 +599,8 @@ class Paging:
                 return  # someone took it (or it is over) meanwhile: nobody else is woken
             holders = await repo.roles(effect.incident_id)
             paged: list[Page] = []
-            for name in _people_roles(playbook, tier):
-                paged += await _record_pages(
+            for name in paging_plan.roles_with_people(playbook, tier):
+                paged += await record_pages(
                     session,
                     self.services,
                     incident,
@@ -611,294 +651,3 @@ def _secret(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ValueError(f"{name} is not set in the environment")
     return value
-
-
-# -- escalation, acknowledgement, paging on demand ----------------------------------------
-
-
-async def escalate(services: Services, *, incident_id: int, tier: int, actor: str | None) -> bool:
-    """Page tier `tier` unless someone acknowledged or it was paged already; True if it was.
-
-    Its people are the role holders STAFF_ROLES found. While that is still owed (a slow or
-    failing directory, a process that died), the tier's pagers are paged now and its people
-    right after STAFF_ROLES, in the page lane (PAGE_PEOPLE): never without them.
-    """
-    async with transaction(services) as session:
-        repo = IncidentRepo(session)
-        # Checked under the incident's lock: a timer and a button (or two presses) at once
-        # must not both page the tier.
-        incident = await repo.by_id(incident_id, for_update=True)
-        assert incident is not None
-        pages = await PageRepo(session).of_incident(incident_id)
-        playbook = services.playbook(incident.playbook)
-        if playbook is None or not paging_plan.may_escalate(
-            tier=tier,
-            tier_count=len(playbook.tiers),
-            resolved=incident.status is Status.RESOLVED,
-            acknowledged=any(p.state is PageState.ACKNOWLEDGED for p in pages),
-            highest_tier_paged=max((p.tier for p in pages), default=0),
-        ):
-            return False
-        now = services.clock.now()
-        if await _owes(session, incident_id, EffectKind.STAFF_ROLES):
-            roles: dict[str, list[str]] = {}
-            if _people_roles(playbook, tier):
-                await enqueue(
-                    session,
-                    kind=EffectKind.PAGE_PEOPLE,
-                    incident_id=incident_id,
-                    now=now,
-                    payload={"tier": tier},
-                )
-        else:
-            roles = await repo.roles(incident_id)
-        await _page_tier(
-            session, services, incident, playbook, tier=tier, actor=actor, people=roles
-        )
-        who = paging_plan.tier_pages(playbook, tier)
-        await enqueue_post(
-            session,
-            incident_id=incident_id,
-            now=now,
-            text=f":rotating_light: Escalated to tier {tier}: {', '.join(who)}.",
-        )
-    return True
-
-
-def _people_roles(playbook: Playbook, tier: int) -> list[str]:
-    """The roles tier `tier` pages that are staffed with Slack people (paged by DM)."""
-    return [name for name in playbook.tiers[tier - 1].page if playbook.roles[name].slack]
-
-
-async def _owes(session: AsyncSession, incident_id: int, kind: EffectKind) -> bool:
-    """Whether an effect of this kind is still to be made for the incident."""
-    owed = await session.execute(
-        select(SideEffect.id)
-        .where(
-            SideEffect.incident_id == incident_id,
-            SideEffect.kind == kind,
-            col(SideEffect.done_at).is_(None),
-        )
-        .limit(1)
-    )
-    return owed.first() is not None
-
-
-async def _page_tier(
-    session: AsyncSession,
-    services: Services,
-    incident: Incident,
-    playbook: Playbook,
-    *,
-    tier: int,
-    actor: str | None,
-    people: Mapping[str, Sequence[str]],
-) -> None:
-    """Record tier `tier` being paged: its timeline entry, its roles' pages, its Opsgenie's."""
-    now = services.clock.now()
-    text = paging_plan.escalation_text(
-        playbook, tier, actor=actor, elapsed=now - incident.declared_at
-    )
-    IncidentRepo(session).record(
-        incident,
-        [TimelineEvent(EntryKind.ESCALATION, now, text, actor)],
-        recorded_at=now,
-        source=EntrySource.SYSTEM if actor is None else EntrySource.PERSON,
-    )
-    spec = playbook.tiers[tier - 1]
-    for name in spec.page:
-        await _record_pages(
-            session,
-            services,
-            incident,
-            role_name=name,
-            role=playbook.roles[name],
-            tier=tier,
-            people=people.get(name, []),
-        )
-    if spec.opsgenie is not None:
-        await _record_pages(
-            session,
-            services,
-            incident,
-            role_name=None,
-            role=None,
-            tier=tier,
-            tier_opsgenie=True,
-        )
-
-
-async def acknowledge(
-    services: Services,
-    *,
-    page_id: int | None = None,
-    incident_id: int | None = None,
-    by: str,
-    by_name: str | None = None,
-    provider: str | None = None,
-    dedup_key: str | None = None,
-) -> Reply:
-    """Someone took the page: escalation stops, the providers are told, the timeline says when.
-
-    A page is named by `page_id` (the Slack button), or by the incident and, for an
-    acknowledgement made at a provider, that provider and the alert's dedup key.
-    """
-    async with services.sessions() as session:
-        page = await session.get(Page, page_id) if page_id is not None else None
-        if page is not None:
-            incident_id = page.incident_id
-        pages = await PageRepo(session).of_incident(incident_id) if incident_id else []
-    if incident_id is None or not pages:
-        raise UserError("That page no longer exists.")
-    _refuse_if_acknowledged(pages)
-    async with transaction(services) as session:
-        repo = IncidentRepo(session)
-        incident = await repo.by_id(incident_id, for_update=True)
-        assert incident is not None
-        about_incident(incident.ref)
-        # Two acknowledgements at once (a retried webhook, a double press): the first wins.
-        pages = await PageRepo(session).of_incident(incident_id)
-        _refuse_if_acknowledged(pages)
-        now = services.clock.now()
-        taken = page or _page_taken(pages, provider=provider, dedup_key=dedup_key)
-        row = await session.get(Page, taken.id, with_for_update=True)
-        assert row is not None
-        row.state = PageState.ACKNOWLEDGED
-        row.acknowledged_at = now
-        row.acknowledged_by = by[:64]
-        first_page = min(p.created_at for p in pages)
-        after = humanize_duration(now - first_page)
-        role = f" for {taken.role}" if taken.role else ""
-        who = _who(by) if by_name is None else by_name
-        repo.record(
-            incident,
-            [
-                TimelineEvent(
-                    EntryKind.ACK,
-                    now,
-                    f"{who} acknowledged the page{role} (after {after})",
-                    by if by.startswith(("U", "W")) else None,
-                )
-            ],
-            recorded_at=now,
-            source=EntrySource.PERSON,
-        )
-        await enqueue_cancel(
-            session,
-            incident_id=incident_id,
-            prefixes=timer_prefixes(incident_id, STOPPED_BY_ACK),
-            now=now,
-        )
-        await enqueue(session, kind=EffectKind.ACK_PAGES, incident_id=incident_id, now=now)
-        await enqueue_post(
-            session,
-            incident_id=incident_id,
-            now=now,
-            text=f":white_check_mark: {who} acknowledged the page{role} after {after}; "
-            "escalation stopped.",
-        )
-    services.metrics.inc("pages_acknowledged_total", provider=taken.provider)
-    services.metrics.observe(
-        "time_to_acknowledge_seconds", max((now - first_page).total_seconds(), 0.0)
-    )
-    return Reply(f"Thanks — you acknowledged {incident.ref}; escalation stopped.")
-
-
-def _refuse_if_acknowledged(pages: Sequence[Page]) -> None:
-    first = next((p for p in pages if p.state is PageState.ACKNOWLEDGED), None)
-    if first is not None:
-        raise UserError(f"Already acknowledged by {_who(first.acknowledged_by)}.")
-
-
-def _page_taken(pages: Sequence[Page], *, provider: str | None, dedup_key: str | None) -> Page:
-    """The page an acknowledgement made at a provider is about: its alert's, else its latest."""
-    if provider is not None:
-        sent = [p for p in pages if p.provider == provider and p.state is not PageState.FAILED]
-        same_alert = [p for p in sent if p.dedup_key == dedup_key]
-        if same_alert or sent:
-            return (same_alert or sent)[-1]
-    return pages[0]
-
-
-def _who(user: str | None) -> str:
-    if user and user.startswith(("U", "W")):
-        return f"<@{user}>"
-    return user or "someone"
-
-
-async def escalate_now(services: Services, *, page_id: int, actor: str) -> Reply:
-    """The Escalate button: page the next tier at once."""
-    async with services.sessions() as session:
-        page = await session.get(Page, page_id)
-        pages = await PageRepo(session).of_incident(page.incident_id) if page else []
-    if page is None:
-        raise UserError("That page no longer exists.")
-    tier = max(p.tier for p in pages) + 1
-    if not await escalate(services, incident_id=page.incident_id, tier=tier, actor=actor):
-        raise UserError("There is no further tier to escalate to, or the page was acknowledged.")
-    return Reply(f"Escalated to tier {tier}.")
-
-
-async def page_now(
-    services: Services,
-    *,
-    asked: Asked,
-    target: str | grammar.UserRef | grammar.GroupRef,
-    message: str | None,
-) -> Reply:
-    """`/incident page ROLE|@user [message]`: page now, outside the schedule."""
-    incident_id = await find_incident(services, asked=asked)
-    people: list[str] = []
-    role_name: str | None = None
-    role: Role | None = None
-    async with services.sessions() as session:
-        incident = await IncidentRepo(session).by_id(incident_id)
-        roles = await IncidentRepo(session).roles(incident_id)
-        pages = await PageRepo(session).of_incident(incident_id)
-    assert incident is not None
-    playbook = services.playbook(incident.playbook)
-    if isinstance(target, str):
-        role_name = target
-        role = playbook.roles.get(target) if playbook else None
-        people = roles.get(target, [])
-        if role is None and not people:
-            known = sorted(set(roles) | set(playbook.roles if playbook else ()))
-            raise UserError(
-                f"`{target}` is not a role of {incident.ref}: page one of "
-                f"{', '.join(known) or 'its people by @name'} (`{grammar.USAGE['page']}`)."
-            )
-    elif isinstance(target, grammar.GroupRef):
-        people = await services.directory.members(target.id)
-        if not people:
-            raise UserError(f"The user group <!subteam^{target.id}> has nobody in it to page.")
-    else:
-        people = [await services.directory.resolve(target)]
-    pager = role if role is not None and role.has_pager else None
-    if pager is None and not people:
-        raise UserError(
-            f"Nobody is behind `{role_name}` to page yet: `/incident role {role_name} @user` first."
-        )
-    tier = max((p.tier for p in pages), default=0)
-    async with transaction(services) as session:
-        locked = await IncidentRepo(session).by_id(incident_id, for_update=True)
-        assert locked is not None
-        await _record_pages(
-            session,
-            services,
-            locked,
-            role_name=role_name,
-            role=pager,
-            tier=tier,
-            people=people,
-            message=message,
-        )
-        if people:
-            await enqueue(
-                session,
-                kind=EffectKind.INVITE,
-                incident_id=incident_id,
-                now=services.clock.now(),
-                payload={"users": people},
-            )
-    who = role_name or ", ".join(f"<@{p}>" for p in people)
-    return Reply(f"Paging {who} for {incident.ref} now.")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import paging
+from bot import escalation
 from bot.core.clock import format_time, humanize_duration
 from bot.core.enums import FollowUpKind, Status
 from bot.core.lifecycle import severity_label
@@ -72,7 +72,7 @@ class Reminders:
 
     async def _handle(self, kind: TimerKind, payload: Mapping[str, Any]) -> None:
         if kind is TimerKind.ESCALATE:
-            await paging.escalate(
+            await escalation.escalate(
                 self.services,
                 incident_id=int(payload["incident_id"]),
                 tier=int(payload["tier"]),

@@ -196,3 +196,8 @@ def postmortem_due_at(playbook: Playbook, *, resolved_at: datetime) -> datetime 
     """When the postmortem of an incident resolved at `resolved_at` is due; None: no date."""
     due_in = playbook.postmortem.due_in
     return resolved_at + due_in if due_in is not None else None
+
+
+def roles_with_people(playbook: Playbook, tier: int) -> list[str]:
+    """The roles tier `tier` pages that are staffed with Slack people (paged by DM)."""
+    return [name for name in playbook.tiers[tier - 1].page if playbook.roles[name].slack]

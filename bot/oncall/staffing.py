@@ -25,7 +25,7 @@ from bot.db.repo import IncidentRepo, PageRepo
 from bot.oncall.base import SOURCE_NAMES, OnCallPerson, source_name
 from bot.oncall.lookup import OnCallAnswer, in_slack, look_up
 from bot.outbox import EffectKind, Executor, enqueue, enqueue_post
-from bot.paging import SLACK, _record_pages
+from bot.paging import SLACK, record_pages
 from bot.services import Services
 from bot.usecases import transaction
 
@@ -143,7 +143,7 @@ class OnCallStaffing:
                     continue  # its tier pages whoever holds the role when it comes
                 already = {p.target for p in role_pages if p.provider == SLACK}
                 paged = [p for p in people if p != incident.declared_by and p not in already]
-                await _record_pages(
+                await record_pages(
                     session,
                     self.services,
                     incident,

@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import followups, paging, reminders, usecases
+from bot import escalation, followups, paging, reminders, usecases
 from bot.core.enums import Severity, Status
 from bot.core.grammar import parse_incident_ref
 from bot.core.playbooks import all_services
@@ -206,8 +206,8 @@ async def _answer_page(
 ) -> usecases.Reply:
     actor = body["user"]["id"]
     if action["action_id"] == ActionId.ACKNOWLEDGE_PAGE:
-        return await paging.acknowledge(services, page_id=page_id, by=actor)
-    return await paging.escalate_now(services, page_id=page_id, actor=actor)
+        return await escalation.acknowledge(services, page_id=page_id, by=actor)
+    return await escalation.escalate_now(services, page_id=page_id, actor=actor)
 
 
 async def _snooze(

@@ -14,7 +14,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot import gauges, inbox, paging, postmortems
+from bot import escalation, gauges, inbox, paging, postmortems
 from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
@@ -206,7 +206,7 @@ async def pagerduty_webhook(request: web.Request) -> web.StreamResponse:
         incident_id = await postmortems.incident_id_of(services, number)
         # incident_key is the dedup_key we triggered with: it names the role's page.
         alert = data.get("incident_key")
-        await paging.acknowledge(
+        await escalation.acknowledge(
             services,
             incident_id=incident_id,
             by=f"PagerDuty:{agent}",
