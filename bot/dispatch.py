@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import escalation, followups, paging, postmortems, stats, usecases
+from bot import followups, paging, postmortems, stats, usecases
 from bot.core import grammar
 from bot.core.enums import Severity
 from bot.errors import UserError
 from bot.oncall import show as oncall_show
+from bot.paging import escalation
 from bot.services import Services
 from bot.usecases import Reply
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import escalation
 from bot.core.clock import format_time, humanize_duration
 from bot.core.enums import FollowUpKind, Status
 from bot.core.lifecycle import severity_label
@@ -22,6 +21,7 @@ from bot.db.repo import FollowUpRepo, IncidentRepo
 from bot.errors import UserError
 from bot.logs import working_on
 from bot.outbox import TO_INCIDENT, EffectKind, Executor, enqueue_post, owed_timer
+from bot.paging import escalation
 from bot.services import Services
 from bot.slack import blocks
 from bot.slack.ids import ActionId

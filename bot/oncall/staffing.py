@@ -25,7 +25,7 @@ from bot.db.repo import IncidentRepo, PageRepo
 from bot.oncall.base import SOURCE_NAMES, OnCallPerson, source_name
 from bot.oncall.lookup import OnCallAnswer, in_slack, look_up
 from bot.outbox import EffectKind, Executor, enqueue, enqueue_post
-from bot.paging import SLACK, record_pages
+from bot.paging.plan import SLACK, record_pages
 from bot.services import Services
 from bot.usecases import transaction
 

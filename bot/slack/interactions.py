@@ -9,11 +9,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import escalation, followups, paging, reminders, usecases
+from bot import followups, paging, reminders, usecases
 from bot.core.enums import Severity, Status
 from bot.core.grammar import parse_incident_ref
 from bot.core.playbooks import all_services
 from bot.errors import UserError
+from bot.paging import escalation
 from bot.services import Services
 from bot.slack import blocks
 from bot.slack.errors import after_ack

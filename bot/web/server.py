@@ -14,10 +14,11 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot import escalation, gauges, inbox, paging, postmortems
+from bot import gauges, inbox, paging, postmortems
 from bot.db.engine import ping
 from bot.errors import DatabaseUnavailable, UserError
 from bot.pagers.base import SOURCE
+from bot.paging import escalation
 from bot.services import Services
 from bot.slack import shapes
 from bot.web import alert_webhooks, protocol_errors, tracker_webhooks

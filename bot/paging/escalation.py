@@ -25,7 +25,7 @@ from bot.db.repo import IncidentRepo, PageRepo
 from bot.errors import UserError
 from bot.logs import about_incident
 from bot.outbox import EffectKind, enqueue, enqueue_cancel, enqueue_post
-from bot.paging import page_tier, record_pages
+from bot.paging.plan import page_tier, record_pages
 from bot.services import Services
 from bot.timers import timer_prefixes
 from bot.usecases import Asked, Reply, find_incident, transaction
