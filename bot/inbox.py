@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from bot.core.clock import Clock
+from bot.db.bulk import insert_returning_ids
 from bot.db.gate import URGENT, WriteGate
 from bot.db.models import InboxRequest
 from bot.errors import AlreadyHandled
@@ -108,7 +109,10 @@ class Inbox:
                 async with self.gate.turn(URGENT), self.sessions() as session, session.begin():
                     tickets = []
                     if batch:
-                        tickets = [Ticket(id=i) for i in await self._insert(session, batch)]
+                        table = InboxRequest.__table__  # type: ignore[attr-defined]
+                        rows = [row for row, _ in batch]
+                        ids = await insert_returning_ids(session, table, rows)
+                        tickets = [Ticket(id=i) for i in ids]
                     await self._mark_done(session, finished)
             except Exception as exc:  # each waiting request answers 5xx: Slack will know
                 for _, future in batch:
@@ -121,24 +125,6 @@ class Inbox:
             for (_, future), ticket in zip(batch, tickets, strict=True):
                 if not future.done():
                     future.set_result(ticket)
-
-    async def _insert(
-        self, session: AsyncSession, batch: list[tuple[dict[str, Any], asyncio.Future[Ticket]]]
-    ) -> list[int]:
-        """One INSERT for the batch; the new ids in the order of its rows."""
-        rows = [row for row, _ in batch]
-        if session.get_bind().dialect.name == "sqlite":
-            # SQLite's one writer numbers a statement's rows in order, so sorting the ids
-            # restores it: asking SQLAlchemy to keep the order makes it one INSERT per row.
-            inserted = await session.execute(
-                sa.insert(InboxRequest).returning(col(InboxRequest.id)), rows
-            )
-            return sorted(i for i in inserted.scalars() if i is not None)
-        inserted = await session.execute(
-            sa.insert(InboxRequest).returning(col(InboxRequest.id), sort_by_parameter_order=True),
-            rows,
-        )
-        return [i for i in inserted.scalars() if i is not None]
 
     async def _mark_done(
         self, session: AsyncSession, finished: list[tuple[Ticket, str | None]]

@@ -15,10 +15,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from bot.db.bulk import insert_returning_ids
 from bot.db.models import SideEffect
 from bot.timers import TimerKind
 
@@ -129,13 +129,7 @@ async def write_adopted(session: AsyncSession) -> None:
     table = SideEffect.__table__  # type: ignore[attr-defined]
     columns = [c.name for c in table.columns if c.name != "id"]
     rows = [{name: getattr(effect, name) for name in columns} for effect in effects]
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLite's one writer numbers a statement's rows in order: the sorted ids are theirs.
-        inserted = await session.execute(sa.insert(table).returning(table.c.id), rows)
-        ids = sorted(int(i) for i in inserted.scalars())
-    else:
-        statement = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        ids = [int(i) for i in (await session.execute(statement, rows)).scalars()]
+    ids = await insert_returning_ids(session, table, rows)
     for effect, effect_id in zip(effects, ids, strict=True):
         effect.id = effect_id
 

@@ -196,9 +196,7 @@ class IncidentRepo:
 
         `new`: the incident was created in this transaction, so nobody holds a role yet.
         """
-        if new:
-            pass
-        elif role == COMMANDER_ROLE:
+        if not new:
             current = await self.session.execute(
                 select(RoleAssignment).where(
                     RoleAssignment.incident_id == incident_id,
@@ -206,18 +204,11 @@ class IncidentRepo:
                     col(RoleAssignment.ended_at).is_(None),
                 )
             )
-            for row in current.scalars():
-                row.ended_at = at
-        else:
-            existing = await self.session.execute(
-                select(RoleAssignment).where(
-                    RoleAssignment.incident_id == incident_id,
-                    RoleAssignment.role == role,
-                    RoleAssignment.user_id == user_id,
-                    col(RoleAssignment.ended_at).is_(None),
-                )
-            )
-            if existing.scalars().first() is not None:
+            holders = current.scalars().all()
+            if role == COMMANDER_ROLE:
+                for row in holders:
+                    row.ended_at = at
+            elif any(row.user_id == user_id for row in holders):
                 return
         self.session.add(
             RoleAssignment(

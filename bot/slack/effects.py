@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +34,13 @@ from bot.slack import blocks
 log = logging.getLogger(__name__)
 
 MAX_NAME_ATTEMPTS = 50
+
+
+async def _both(first: Awaitable[Any], second: Awaitable[Any]) -> None:
+    """Run both to the end, then raise the first one's error, if any, else the second's."""
+    for outcome in await asyncio.gather(first, second, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _digest(message: Mapping[str, Any]) -> str:
@@ -220,14 +227,10 @@ class SlackEffects:
             channel = incident.channel_id
         else:
             incident, channel = await self._channel(effect)
-        outcomes = await asyncio.gather(
+        await _both(
             self._invite(channel, payload.get("users", [])),
             self._post_and_pin(incident, channel, facts),
-            return_exceptions=True,  # both finish before the effect is judged
         )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
 
     async def set_topic(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         incident, channel = await self._channel(effect)
@@ -241,32 +244,27 @@ class SlackEffects:
         that fails gives the claim back for its retry.
         """
         topic, before = blocks.topic(card), incident.topic
-        if topic == before or not await self._swap_topic(incident, before=None, after=topic):
+        claim = col(Incident.topic).is_distinct_from(topic)
+        if topic == before or not await self._record_topic(incident, topic, only_if=claim):
             return
         try:
             await self.client.conversations_setTopic(channel=channel, topic=topic)
         except BaseException:
-            await self._swap_topic(incident, before=topic, after=before)
+            await self._record_topic(incident, before, only_if=col(Incident.topic) == topic)
             raise
 
-    async def _swap_topic(
-        self, incident: Incident, *, before: str | None, after: str | None
+    async def _record_topic(
+        self, incident: Incident, topic: str | None, *, only_if: sa.ColumnElement[bool]
     ) -> bool:
-        """Set the recorded topic to `after` if it is not that already (`before` None) or if
-        it is still `before`; whether this changed it."""
-        guard = (
-            col(Incident.topic).is_distinct_from(after)
-            if before is None
-            else col(Incident.topic) == before
-        )
+        """Record the topic where the incident's row meets `only_if`; whether it did."""
         async with self.services.sessions() as session, session.begin():
             changed = await session.execute(
                 sa.update(Incident)
-                .where(col(Incident.id) == incident.id, guard)
-                .values(topic=after)
+                .where(col(Incident.id) == incident.id, only_if)
+                .values(topic=topic)
                 .execution_options(synchronize_session=False)
             )
-        incident.topic = after
+        incident.topic = topic
         return bool(changed.rowcount)  # type: ignore[attr-defined]
 
     async def _post_and_pin(
@@ -279,14 +277,9 @@ class SlackEffects:
         response = await self.client.chat_postMessage(channel=channel, **shown)
         ts = str(response["ts"])
         # Its ts is kept whether or not the pin succeeds: a retry pins it, never posts another.
-        saved, pinned = await asyncio.gather(
-            self._save(incident, card_ts=ts, card_digest=_digest(shown)),
-            self._pin(channel, ts),
-            return_exceptions=True,
+        await _both(
+            self._save(incident, card_ts=ts, card_digest=_digest(shown)), self._pin(channel, ts)
         )
-        for outcome in (saved, pinned):
-            if isinstance(outcome, BaseException):
-                raise outcome
         return ts
 
     async def _pin(self, channel: str, ts: str) -> None:
@@ -304,10 +297,11 @@ class SlackEffects:
         incident, channel = await self._channel(effect)
         card = await self.card(incident)
         shown = self._card_message(card)
-        if incident.card_ts is not None and _digest(shown) != incident.card_digest:
+        digest = _digest(shown)
+        if incident.card_ts is not None and digest != incident.card_digest:
             # An update that would change nothing is not sent.
             await self.client.chat_update(channel=channel, ts=incident.card_ts, **shown)
-            await self._save(incident, card_digest=_digest(shown))
+            await self._save(incident, card_digest=digest)
         await self._set_topic(incident, channel, card)
 
     def _card_message(self, card: blocks.CardData) -> dict[str, Any]:
