@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from common import SECRET, TOKEN, command, serve_app, signed, start_bot  # bench/, first on sys.path
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -28,43 +26,6 @@ from bot.config import Settings
 from bot.db.migrate import upgrade
 from bot.emulator import SlackEmulator
 from bot.services import build_services
-from bot.wiring import build_web, settle_memory
-
-TOKEN = "xoxb-bench-token"
-SECRET = "bench-signing-secret-0123456789"
-
-
-def signed(body: str) -> dict[str, str]:
-    ts = str(int(time.time()))
-    sig = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={sig}",
-    }
-
-
-def command(text: str, *, user: str, channel: str, response_url: str) -> str:
-    return urlencode(
-        {
-            "command": "/incident",
-            "text": text,
-            "user_id": user,
-            "channel_id": channel,
-            "team_id": "T0001",
-            "response_url": response_url,
-            "trigger_id": "1.2.3",
-        }
-    )
-
-
-async def start(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/slack/events"
 
 
 async def hammer(url: str, bodies: list[str], concurrency: int) -> list[float]:
@@ -121,7 +82,8 @@ async def bare_bolt(bodies: list[str], concurrency: int) -> tuple[float, float]:
 
     app = web.Application()
     app.router.add_post("/slack/events", handle)
-    runner, url = await start(app)
+    runner, base = await serve_app(app)
+    url = base + "/slack/events"
     try:
         return describe("bare Bolt (ack only)", await hammer(url, bodies, concurrency))
     finally:
@@ -145,10 +107,8 @@ async def main(requests: int, concurrency: int) -> None:
             INCIDENTS_CHANNEL=incidents,
         )
         services = build_services(settings)
-        app, _ = build_web(services)
-        runner, url = await start(app)
-        services.effects.start()
-        settle_memory()  # as `serve` does once started
+        runner, base = await start_bot(services)  # as `serve` starts
+        url = base + "/slack/events"
         try:
             # Web API calls per declaration.
             before = len(emulator.calls)

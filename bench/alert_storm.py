@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
-from aiohttp import web
+from common import SECRET, TOKEN, start_bot  # bench/, first on sys.path
 
 from bot.config import Settings
 from bot.core.playbooks import load_playbook
@@ -37,10 +37,7 @@ from bot.db.migrate import upgrade
 from bot.db.models import AlertRecord, Incident, SideEffect, TimelineEntry
 from bot.emulator import SlackEmulator
 from bot.services import Services, build_services
-from bot.wiring import build_web, settle_memory
 
-TOKEN = "xoxb-bench-token"
-SECRET = "bench-signing-secret-0123456789"
 ALERT_TOKEN = "bench-alert-token"
 BATCH = 50  # new alerts per delivery
 PLAYBOOK = """
@@ -175,14 +172,8 @@ async def main(
         services = build_services(
             settings, playbooks=[load_playbook(PLAYBOOK, filename="storm.yaml")]
         )
-        app, _ = build_web(services)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/alertmanager"
-        services.effects.start()
-        settle_memory()  # as `serve` does once started
+        runner, base = await start_bot(services)  # as `serve` starts
+        url = base + "/webhooks/alertmanager"
         rss_before = rss_mib()
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         spacing = seconds / len(bodies)

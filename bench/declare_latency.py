@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import multiprocessing
 import statistics
 import tempfile
@@ -24,10 +22,9 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
-from aiohttp import web
+from common import SECRET, TOKEN, command, signed, start_bot  # bench/, first on sys.path
 
 from bot.config import Settings
 from bot.db.migrate import upgrade
@@ -35,20 +32,6 @@ from bot.emulator import SlackEmulator
 from bot.emulator.server import RecordedCall
 from bot.playbook_check import load_valid_directory
 from bot.services import build_services
-from bot.wiring import build_web, settle_memory
-
-TOKEN = "xoxb-bench-token"
-SECRET = "bench-signing-secret-0123456789"
-
-
-def signed(body: str) -> dict[str, str]:
-    ts = str(int(time.time()))
-    sig = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={sig}",
-    }
 
 
 def returned(calls: list[RecordedCall], method: str, channel: str) -> float:
@@ -138,27 +121,16 @@ async def main(runs: int, latency: float, playbooks: str, *, same_process: bool 
             INCIDENTS_CHANNEL=ask("add_channel", "incidents"),
         )
         services = build_services(settings, playbooks=load_valid_directory(Path(playbooks)))
-        app, _ = build_web(services)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
-        services.effects.start()
-        settle_memory()  # as `serve` does once started
+        runner, base = await start_bot(services)  # as `serve` starts
+        url = base + "/slack/events"
         try:
             async with aiohttp.ClientSession() as http:
                 for i in range(runs + 1):
-                    body = urlencode(
-                        {
-                            "command": "/incident",
-                            "text": f"declare sev2 Bench incident {i}",
-                            "user_id": alice,
-                            "channel_id": "CBENCH",
-                            "team_id": "T0001",
-                            "response_url": ask("response_url"),
-                            "trigger_id": "1.2.3",
-                        }
+                    body = command(
+                        f"declare sev2 Bench incident {i}",
+                        user=alice,
+                        channel="CBENCH",
+                        response_url=ask("response_url"),
                     )
                     seen = len(await calls_since(0))
                     started = time.monotonic()

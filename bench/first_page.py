@@ -12,27 +12,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import statistics
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from common import SECRET, TOKEN, command, signed, start_bot  # bench/, first on sys.path
 
 from bot.config import Settings
 from bot.core.playbooks import load_playbook
 from bot.db.migrate import upgrade
 from bot.emulator import SlackEmulator
 from bot.services import build_services
-from bot.wiring import build_web, settle_memory
 
-TOKEN = "xoxb-bench-token"
-SECRET = "bench-signing-secret-0123456789"
 ROUTING_KEY = "R" * 32
 PLAYBOOK = """
 name: bench
@@ -45,16 +40,6 @@ reminders: {status_update_every: {sev1: 15m}}
 checklist: ["Post a status update"]
 bookmarks: [{title: Dashboard, link: "https://grafana.example.com/d/x"}]
 """
-
-
-def signed(body: str) -> dict[str, str]:
-    ts = str(int(time.time()))
-    sig = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={sig}",
-    }
 
 
 ONCALL = (
@@ -114,28 +99,17 @@ async def main(runs: int, latency: float, oncall: float | None = None) -> None:
         services = build_services(settings, playbooks=[load_playbook(text, filename="bench.yaml")])
         services.environ = {"PD_BENCH_KEY": ROUTING_KEY, "PAGERDUTY_API_TOKEN": "bench-token"}
         services.oncall_cache.keep_for = timedelta(0)  # every declaration asks PagerDuty
-        app, _ = build_web(services)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
-        services.effects.start()
-        settle_memory()  # as `serve` does once started
+        runner, base = await start_bot(services)  # as `serve` starts
+        url = base + "/slack/events"
         calls_per_declaration = 0
         try:
             async with aiohttp.ClientSession() as http:
                 for i in range(runs + 1):
-                    body = urlencode(
-                        {
-                            "command": "/incident",
-                            "text": f"declare sev1 Bench incident {i}",
-                            "user_id": alice,
-                            "channel_id": "CBENCH",
-                            "team_id": "T0001",
-                            "response_url": emulator.response_url(),
-                            "trigger_id": "1.2.3",
-                        }
+                    body = command(
+                        f"declare sev1 Bench incident {i}",
+                        user=alice,
+                        channel="CBENCH",
+                        response_url=emulator.response_url(),
                     )
                     seen = len(arrivals)
                     arrived.clear()

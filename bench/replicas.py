@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import os
 import secrets
 import socket
@@ -22,18 +20,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 import aiohttp
 import sqlalchemy as sa
+from common import SECRET, TOKEN, command, signed  # bench/, first on sys.path
 from sqlalchemy.engine import make_url
 
 from bot.db.engine import make_engine
 from bot.db.migrate import upgrade
 from bot.emulator import SlackEmulator
 
-TOKEN = "xoxb-bench-token"
-SECRET = "bench-signing-secret-0123456789"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,30 +37,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def signed(body: str) -> dict[str, str]:
-    ts = str(int(time.time()))
-    sig = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={sig}",
-    }
-
-
-def command(text: str, *, user: str, channel: str, response_url: str) -> str:
-    return urlencode(
-        {
-            "command": "/incident",
-            "text": text,
-            "user_id": user,
-            "channel_id": channel,
-            "team_id": "T0001",
-            "response_url": response_url,
-            "trigger_id": "1.2.3",
-        }
-    )
 
 
 async def scratch_database(admin_url: str) -> tuple[str, str]:
