@@ -11,7 +11,8 @@ import hashlib
 import hmac
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -311,3 +312,15 @@ async def start_world(
 
 async def stop_world(world: AlertWorld) -> None:
     await stop_bot(world.bot, world.runner)
+
+
+@asynccontextmanager
+async def running_world(
+    *, db_url: str, emulator: SlackEmulator, clock: FakeClock
+) -> AsyncIterator[AlertWorld]:
+    """`start_world`, then `stop_world` however the test ends."""
+    started = await start_world(db_url=db_url, emulator=emulator, clock=clock)
+    try:
+        yield started
+    finally:
+        await stop_world(started)

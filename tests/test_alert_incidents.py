@@ -22,8 +22,7 @@ from tests.alert_fixtures import (
     am_payload,
     grafana_payload,
     grafana_signature,
-    start_world,
-    stop_world,
+    running_world,
 )
 from tests.slack_schema import assert_all_calls_valid
 
@@ -34,22 +33,16 @@ FIRST_START = datetime(2026, 11, 25, 18, 15, 3, 739266, tzinfo=UTC)
 async def world(
     db_url: str, emulator: SlackEmulator, clock: FakeClock
 ) -> AsyncIterator[AlertWorld]:
-    started = await start_world(db_url=db_url, emulator=emulator, clock=clock)
-    try:
+    async with running_world(db_url=db_url, emulator=emulator, clock=clock) as started:
         yield started
-    finally:
-        await stop_world(started)
 
 
 @pytest.fixture
 async def sqlite_world(
     sqlite_url: str, emulator: SlackEmulator, clock: FakeClock
 ) -> AsyncIterator[AlertWorld]:
-    started = await start_world(db_url=sqlite_url, emulator=emulator, clock=clock)
-    try:
+    async with running_world(db_url=sqlite_url, emulator=emulator, clock=clock) as started:
         yield started
-    finally:
-        await stop_world(started)
 
 
 def _alert_texts(entries: list) -> list[str]:  # type: ignore[type-arg]

@@ -20,6 +20,7 @@ from tests.alert_fixtures import (
     am_payload,
     grafana_payload,
     grafana_signature,
+    running_world,
     start_world,
     stop_world,
 )
@@ -30,22 +31,16 @@ from tests.conftest import start_bot, stop_bot
 async def world(
     sqlite_url: str, emulator: SlackEmulator, clock: FakeClock
 ) -> AsyncIterator[AlertWorld]:
-    started = await start_world(db_url=sqlite_url, emulator=emulator, clock=clock)
-    try:
+    async with running_world(db_url=sqlite_url, emulator=emulator, clock=clock) as started:
         yield started
-    finally:
-        await stop_world(started)
 
 
 @pytest.fixture
 async def world_any_db(
     db_url: str, emulator: SlackEmulator, clock: FakeClock
 ) -> AsyncIterator[AlertWorld]:
-    started = await start_world(db_url=db_url, emulator=emulator, clock=clock)
-    try:
+    async with running_world(db_url=db_url, emulator=emulator, clock=clock) as started:
         yield started
-    finally:
-        await stop_world(started)
 
 
 async def _owed(world: AlertWorld) -> list[SideEffect]:
