@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +27,10 @@ class BotProcess:
             )  # fmt: skip
 
     async def healthy(self, port: int, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        async with aiohttp.ClientSession() as http:
-            while True:
-                assert self.proc is not None and self.proc.returncode is None, self.output()
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert time.monotonic() < deadline, "serve did not become healthy\n" + self.output()
-                await asyncio.sleep(0.05)
+        def alive() -> bool:
+            return self.proc is not None and self.proc.returncode is None
+
+        await wait_healthy(port, seconds, alive=alive, output=self.output)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -61,3 +54,25 @@ async def until(check: Any, seconds: float, what: str, *procs: BotProcess) -> No
             logs = "\n".join(f"--- {p.log.name}\n{p.output()[-4000:]}" for p in procs)
             raise AssertionError(f"timed out waiting for {what}\n{logs}")
         await asyncio.sleep(0.05)
+
+
+async def wait_healthy(
+    port: int,
+    seconds: float,
+    *,
+    alive: Callable[[], bool] = lambda: True,
+    output: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll GET /healthz on the port until it answers 200 (while `alive` says the process is)."""
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as http:
+        while True:
+            assert alive(), output()
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            assert time.monotonic() < deadline, "serve did not become healthy\n" + output()
+            await asyncio.sleep(0.05)

@@ -16,6 +16,7 @@ import pytest
 
 from bot.emulator import SlackEmulator
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
+from tests.processes import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,17 +200,8 @@ async def test_serve_starts_answers_health_and_stops_on_sigterm_without_leaking_
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as http:
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert time.monotonic() < deadline, "serve did not become healthy"
-                await asyncio.sleep(0.05)
+            await wait_healthy(port, 30)
             from tests.slack_requests import command_body, signed_headers
 
             body = command_body(

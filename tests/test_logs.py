@@ -21,6 +21,7 @@ from bot.emulator import SlackEmulator
 from bot.errors import ConfigError
 from bot.logs import configure_logging, working_on
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
+from tests.processes import wait_healthy
 from tests.slack_requests import command_body, signed_headers
 from tests.test_cli import base_env, free_port, run_bot
 
@@ -75,16 +76,7 @@ async def test_json_lines_name_the_incident_and_hold_no_secret(
         )
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert time.monotonic() < deadline, "serve did not become healthy"
-                await asyncio.sleep(0.05)
+            await wait_healthy(port, 30)
 
             async def command(text: str, channel: str) -> None:
                 body = command_body(
