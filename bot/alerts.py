@@ -569,10 +569,9 @@ async def alert_counts(session: AsyncSession, incident_id: int) -> tuple[int, in
     return int(row[0] or 0), int(row[1] or 0)
 
 
-async def firing_count(services: Services, incident_id: int) -> int | None:
+async def firing_count(session: AsyncSession, incident_id: int) -> int | None:
     """For the card: alerts firing now; None for an incident no alert declared or joined."""
-    async with services.sessions() as session:
-        firing, total = await alert_counts(session, incident_id)
+    firing, total = await alert_counts(session, incident_id)
     return firing if total else None
 
 

@@ -14,6 +14,8 @@ import itertools
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +54,31 @@ RETRYABLE_SLACK_ERRORS = frozenset(
         "team_added_to_org",
     }
 )
+
+
+@dataclass
+class _Ahead:
+    """The effect right behind the one running, in the same run (so claimed by it)."""
+
+    effect: SideEffect | None
+    taken: bool = False
+
+
+_AHEAD: ContextVar[_Ahead | None] = ContextVar("effect_ahead", default=None)
+
+
+def take_next() -> SideEffect | None:
+    """For an executor: the effect right behind it in its run, which it begins itself.
+
+    That effect was claimed with this one and runs here next: its executor finds the work
+    under way (its calls can then go out while this one still writes back). Once taken, it is
+    run even if the runner is stopping. None when no effect is right behind here.
+    """
+    ahead = _AHEAD.get()
+    if ahead is None or ahead.effect is None:
+        return None
+    ahead.taken = True
+    return ahead.effect
 
 
 def retryable(error: BaseException) -> bool:
@@ -355,12 +382,18 @@ class EffectRunner:
         finished = 0
         marking: list[asyncio.Task[bool]] = []
         try:
+            ahead = _Ahead(None)
             for index, effect in enumerate(effects):
-                if self._stopping:
+                if self._stopping and not ahead.taken:
                     # Committed: they wait for the next start.
                     await self._release([*effects[index:], *self._held_effects(effect)])
                     return finished
-                error = await self._execute(effect)
+                ahead = _Ahead(effects[index + 1] if index + 1 < len(effects) else None)
+                token = _AHEAD.set(ahead)
+                try:
+                    error = await self._execute(effect)
+                finally:
+                    _AHEAD.reset(token)
                 if error is None and effect.kind == BARRIER:
                     held = self._unhold(effect.incident_id)
                     if held:  # adopted: the incident's other lanes are claimed here already
@@ -449,7 +482,6 @@ class EffectRunner:
         if error is None:
             values["done_at"] = now
             self.metrics.inc("side_effects_total", kind=effect.kind, outcome="done")
-            log.debug("%s #%s done", effect.kind, effect.id)
             log.debug("%s #%s done", effect.kind, effect.id)
         elif retryable(error) and effect.kind in self.executors:
             backoff = min(timedelta(seconds=2 ** min(effect.attempts, 12)), MAX_BACKOFF)

@@ -12,12 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from sqlmodel import col, select
 
 from bot.core.clock import FakeClock
 from bot.core.enums import EntryKind, EntrySource, Severity, Status
+from bot.db.engine import make_engine
 from bot.db.models import Incident, SideEffect, TimelineEntry
 from bot.outbox import EffectKind
 from bot.usecases import ts_to_datetime
@@ -754,3 +756,84 @@ async def test_notes_sent_one_after_another_are_recorded_in_that_order(bot: BotH
     assert notes == sent
     posted = [c.args["text"] for c in ok_calls(bot, "chat.postMessage")]
     assert [t for t in (next((s for s in sent if s in p), None) for p in posted) if t] == sent
+
+
+async def wait_for(check: Any, what: str, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds * 100)):
+        if await check() if asyncio.iscoroutinefunction(check) else check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"still waiting for {what}")
+
+
+async def test_the_channel_is_set_up_while_its_id_is_still_being_written(
+    bot_any_db: BotHarness,
+) -> None:
+    """The declarer's invitation and the pinned card go out as soon as Slack made the channel,
+    not after its id is written back: here another replica holds the incident's row (SQLite:
+    the write lock) meanwhile. The incident's other lanes, which read the channel from the
+    database, wait for that write; then everything is done once."""
+    bot = bot_any_db
+    emu = bot.emulator
+    alice = emu.add_user("alice")
+    emu.set_latency(0.3, method="conversations.create")
+    assert (await bot.command("declare sev2 Checkout is down", user=alice)).status == 200
+
+    async def declared() -> bool:
+        return bool(await incidents(bot))
+
+    await wait_for(declared, "the declaration to be committed")
+    other = make_engine(bot.services.settings.DATABASE_URL)
+    try:
+        async with other.connect() as replica:
+            await replica.begin()
+            await replica.execute(  # the row written, not committed: the write-back waits
+                sa.update(Incident).values(version=col(Incident.version))
+            )
+            await wait_for(lambda: ok_calls(bot, "pins.add"), "the card to be pinned")
+            assert [c.args["users"] for c in ok_calls(bot, "conversations.invite")] == [alice]
+            assert (await incident(bot)).channel_id is None  # still being written
+            assert emu.calls_to("conversations.setTopic") == []  # the other lanes wait
+            await replica.rollback()
+    finally:
+        await other.dispose()
+    await bot.settle()
+    row = await incident(bot)
+    (create,) = ok_calls(bot, "conversations.create")
+    assert row.channel_id == create.response["channel"]["id"]
+    assert row.card_ts is not None
+    assert len(ok_calls(bot, "pins.add")) == 1
+    assert len(ok_calls(bot, "conversations.setTopic")) == 1
+    cards = [
+        c for c in ok_calls(bot, "chat.postMessage") if c.args.get("channel") == row.channel_id
+    ]
+    assert len(cards) == 1
+    assert all(e.done_at is not None and not e.failed for e in await effects(bot))
+    assert_all_calls_valid(emu.calls)
+
+
+async def test_a_runner_stopping_while_the_channel_is_made_still_sets_it_up_once(
+    bot: BotHarness,
+) -> None:
+    """The set-up begun with the channel is finished before the runner stops; started again,
+    the runner does the rest and posts no second card."""
+    emu = bot.emulator
+    alice = emu.add_user("alice")
+    emu.set_latency(0.3, method="conversations.create")
+    assert (await bot.command("declare sev2 Checkout is down", user=alice)).status == 200
+
+    async def declared() -> bool:
+        return bool(await incidents(bot))
+
+    await wait_for(declared, "the declaration to be committed")
+    await bot.services.effects.stop()  # while conversations.create is under way
+    assert len(ok_calls(bot, "pins.add")) == 1
+    assert [e.done_at is not None for e in await effects(bot, EffectKind.SET_UP_CHANNEL)] == [True]
+    bot.services.effects.start()
+    await bot.settle()
+    row = await incident(bot)
+    cards = [
+        c for c in ok_calls(bot, "chat.postMessage") if c.args.get("channel") == row.channel_id
+    ]
+    assert len(cards) == 1 and len(ok_calls(bot, "pins.add")) == 1
+    assert all(e.done_at is not None and not e.failed for e in await effects(bot))

@@ -167,16 +167,16 @@ class IncidentRepo:
 
     async def roles(self, incident_id: int) -> dict[str, list[str]]:
         query = (
-            select(RoleAssignment)
+            sa.select(col(RoleAssignment.role), col(RoleAssignment.user_id))
             .where(
-                RoleAssignment.incident_id == incident_id,
+                col(RoleAssignment.incident_id) == incident_id,
                 col(RoleAssignment.ended_at).is_(None),
             )
             .order_by(col(RoleAssignment.id))
         )
         roles: dict[str, list[str]] = {}
-        for row in (await self.session.execute(query)).scalars():
-            roles.setdefault(row.role, []).append(row.user_id)
+        for role, user_id in (await self.session.execute(query)).all():
+            roles.setdefault(role, []).append(user_id)
         return roles
 
     async def commander(self, incident_id: int) -> str | None:

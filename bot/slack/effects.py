@@ -26,6 +26,7 @@ from bot.core.enums import Status
 from bot.core.lifecycle import severity_label
 from bot.db.models import Incident, SideEffect
 from bot.db.repo import IncidentRepo
+from bot.effect_runner import take_next
 from bot.errors import SideEffectFailed
 from bot.outbox import TO_ANNOUNCEMENTS, TO_INCIDENT, EffectKind, Executor
 from bot.services import Services
@@ -57,8 +58,10 @@ class SlackEffects:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.client = services.slack
-        # Channels created here, for SET_UP_CHANNEL right behind in the same lane: no read back.
+        # Channels created here, for SET_UP_CHANNEL right behind in the same lane: no read
+        # back, and (when it was claimed with the channel) its work already under way.
         self._created: dict[int, tuple[Incident, asyncio.Task[CardFacts] | None]] = {}
+        self._setting_up: dict[int, asyncio.Task[None]] = {}
 
     def executors(self) -> dict[str, Executor]:
         return {
@@ -128,14 +131,9 @@ class SlackEffects:
         )
 
     async def _card_facts(self, incident_id: int) -> CardFacts:
-        roles, firing = await asyncio.gather(
-            self._roles(incident_id), alerts.firing_count(self.services, incident_id)
-        )
-        return roles, firing
-
-    async def _roles(self, incident_id: int) -> dict[str, list[str]]:
         async with self.services.sessions() as session:
-            return await IncidentRepo(session).roles(incident_id)
+            roles = await IncidentRepo(session).roles(incident_id)
+            return roles, await alerts.firing_count(session, incident_id)
 
     # -- executors ------------------------------------------------------------------------
 
@@ -179,10 +177,37 @@ class SlackEffects:
             else:
                 raise SideEffectFailed("conversations.create", "every channel name was taken")
             channel = response["channel"]
-            await self._save(incident, channel_id=channel["id"], channel_name=channel["name"])
-            self._created[incident.id or 0] = (incident, facts)
-            while len(self._created) > 100:  # set up elsewhere (a retry in another process)
-                self._created.pop(next(iter(self._created)))
+            incident.channel_id, incident.channel_name = channel["id"], channel["name"]
+            setting_up = self._set_up_ahead(incident, facts)
+            if setting_up is not None and facts is not None:
+                # The card is the set-up's longest path: it goes out before the write-back.
+                await asyncio.wait([facts])
+            try:
+                await self._save(incident, channel_id=channel["id"], channel_name=channel["name"])
+            except BaseException:
+                if setting_up is not None:  # the channel is made again: nothing goes in this one
+                    setting_up.cancel()
+                    await asyncio.gather(setting_up, return_exceptions=True)
+                raise
+            if setting_up is not None:
+                self._setting_up[incident.id or 0] = setting_up
+            else:
+                self._created[incident.id or 0] = (incident, facts)
+                while len(self._created) > 100:  # set up elsewhere (a retry in another process)
+                    self._created.pop(next(iter(self._created)))
+
+    def _set_up_ahead(
+        self, incident: Incident, facts: asyncio.Task[CardFacts] | None
+    ) -> asyncio.Task[None] | None:
+        """Begin SET_UP_CHANNEL at once if it is claimed right behind: its invitation and card
+        go out while the channel's id is written back (which the incident's other lanes wait
+        for)."""
+        ahead = take_next()
+        if ahead is None or ahead.kind != EffectKind.SET_UP_CHANNEL:
+            return None
+        assert incident.channel_id is not None
+        users = json.loads(ahead.payload).get("users", [])
+        return asyncio.create_task(self._set_up(incident, incident.channel_id, users, facts))
 
     async def tell_declarer(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         """The channel's link: privately in the command's reply, or by DM after the form."""
@@ -222,15 +247,25 @@ class SlackEffects:
         The invitation and the card go out together; the card shows the incident as it is
         when posted, so it needs no update.
         """
+        under_way = self._setting_up.pop(effect.incident_id or 0, None)
+        if under_way is not None:  # begun as its channel was made
+            await under_way
+            return
         incident, facts = self._created.pop(effect.incident_id or 0, (None, None))
         if incident is not None and incident.channel_id is not None:
             channel = incident.channel_id
         else:
             incident, channel = await self._channel(effect)
-        await _both(
-            self._invite(channel, payload.get("users", [])),
-            self._post_and_pin(incident, channel, facts),
-        )
+        await self._set_up(incident, channel, payload.get("users", []), facts)
+
+    async def _set_up(
+        self,
+        incident: Incident,
+        channel: str,
+        users: list[str],
+        facts: asyncio.Task[CardFacts] | None,
+    ) -> None:
+        await _both(self._invite(channel, users), self._post_and_pin(incident, channel, facts))
 
     async def set_topic(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         incident, channel = await self._channel(effect)
