@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -21,7 +20,7 @@ from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.oncall.cache import OnCallCache
 from bot.pagers.retry import RetryPolicy
-from bot.slack.client import make_slack_client
+from bot.slack.client import WebClient, make_slack_client
 from bot.slack.directory import SlackDirectory
 from bot.tasks import AckFirst, Inflight, KeyedLocks
 from bot.timers import Timers
@@ -34,7 +33,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    slack: AsyncWebClient
+    slack: WebClient
     clock: Clock
     directory: SlackDirectory
     effects: EffectRunner
@@ -76,6 +75,7 @@ class Services:
         await self.effects.stop()
         await self.timers.stop()
         await self.http.aclose()
+        await self.slack.aclose()
         await self.engine.dispose()
 
 

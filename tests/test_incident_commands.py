@@ -193,6 +193,22 @@ async def test_declare_opens_channel_card_topic_and_announces(
     assert_all_calls_valid(emulator.calls)
 
 
+async def test_slack_calls_and_replies_go_over_kept_connections(
+    announcing_bot: BotHarness, emulator: SlackEmulator, people: People
+) -> None:
+    """Against Slack every new connection costs a TLS handshake: the calls of declarations and
+    their replies to the response_url share a few kept connections, not one each."""
+    bot = announcing_bot
+    for i in range(3):
+        await bot.command(f"declare sev2 Outage number {i}", user=people.alice)
+        await bot.settle()
+    calls = [*emulator.calls, *emulator.responses]
+    assert len(calls) >= 25 and all(c.ok for c in calls)
+    connections = {c.connection for c in calls}
+    assert 0 not in connections
+    assert len(connections) <= 4, f"{len(connections)} connections for {len(calls)} calls"
+
+
 async def test_declare_works_on_postgres_too(
     bot_any_db: BotHarness, emulator: SlackEmulator, people: People
 ) -> None:

@@ -39,6 +39,7 @@ class RecordedCall:
     status: int
     response: JsonObject
     at: float
+    connection: int = 0  # the caller's port: calls made over one kept connection share it
 
     @property
     def ok(self) -> bool:
@@ -323,7 +324,14 @@ class SlackEmulator:
         if delay > 0:
             await asyncio.sleep(delay)
         self.calls.append(
-            RecordedCall(method=method, args=args, status=status, response=response, at=started)
+            RecordedCall(
+                method=method,
+                args=args,
+                status=status,
+                response=response,
+                at=started,
+                connection=_caller_port(request),
+            )
         )
         return web.json_response(response, status=status, headers=headers)
 
@@ -410,7 +418,12 @@ class SlackEmulator:
             response = self._refusal_body(refusal)
         self.responses.append(
             RecordedCall(
-                method="response_url", args=body, status=status, response=response, at=started
+                method="response_url",
+                args=body,
+                status=status,
+                response=response,
+                at=started,
+                connection=_caller_port(request),
             )
         )
         return web.json_response(response, status=status)
@@ -427,3 +440,8 @@ class SlackEmulator:
             content = await request.read()
         stored.content = bytes(content)
         return web.Response(status=200, text=f"OK - {len(stored.content)}")
+
+
+def _caller_port(request: web.Request) -> int:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return int(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else 0

@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.slack import alert_actions, commands, events, interactions
-from bot.slack.client import make_slack_client
+from bot.slack.client import KeptRespond, make_slack_client
 from bot.slack.errors import show_error
 from bot.slack.ids import ActionId, CallbackId, CommandName
 
@@ -91,6 +91,10 @@ def build_bolt_app(
         # Listeners' own calls (views.open) go through the services' client, which counts
         # them in /metrics; it holds the same bot token as Bolt's per-request copy.
         context["client"] = services.slack
+        if context.response_url is not None:  # replies over the same kept connections
+            context["respond"] = KeptRespond(
+                response_url=context.response_url, client=services.slack
+            )
         await next()
 
     app.command(CommandName.INCIDENT)(commands.incident_command)

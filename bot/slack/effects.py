@@ -16,7 +16,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlmodel import col
 
 from bot import alerts, postmortems
@@ -179,10 +178,10 @@ class SlackEffects:
             channel = response["channel"]
             incident.channel_id, incident.channel_name = channel["id"], channel["name"]
             setting_up = self._set_up_ahead(incident, facts)
-            if setting_up is not None and facts is not None:
-                # The card is the set-up's longest path: it goes out before the write-back.
-                await asyncio.wait([facts])
             try:
+                if setting_up is not None and facts is not None:
+                    # The card is the set-up's longest path: it goes out before the write-back.
+                    await asyncio.wait([facts])
                 await self._save(incident, channel_id=channel["id"], channel_name=channel["name"])
             except BaseException:
                 if setting_up is not None:  # the channel is made again: nothing goes in this one
@@ -216,7 +215,7 @@ class SlackEffects:
         response_url = payload.get("response_url")
         try:
             if response_url:
-                await AsyncWebhookClient(response_url).send(
+                await self.client.webhook(response_url).send(
                     text=text, response_type="ephemeral", replace_original=False
                 )
             else:
