@@ -403,6 +403,43 @@ async def test_users_list_paginates(emu: SlackEmulator, client: AsyncWebClient) 
     assert second["response_metadata"]["next_cursor"] == ""
 
 
+async def test_users_conversations_lists_what_the_user_is_in(
+    emu: SlackEmulator, client: AsyncWebClient, alice: str
+) -> None:
+    public = (await client.conversations_create(name="inc-7"))["channel"]["id"]
+    secret = (await client.conversations_create(name="inc-8", is_private=True))["channel"]["id"]
+    emu.add_channel("alices-own", members=[alice])
+    await client.conversations_archive(
+        channel=(await client.conversations_create(name="old"))["channel"]["id"]
+    )
+    mine = await client.users_conversations(types="public_channel,private_channel")
+    assert {c["name"] for c in mine["channels"]} == {"inc-7", "inc-8", "old"}
+    assert all(c["creator"] == emu.bot_user_id for c in mine["channels"])
+    assert [c["id"] for c in (await client.users_conversations())["channels"]][:1] == [public]
+    page = await client.users_conversations(
+        types="public_channel,private_channel", exclude_archived=True, limit=1
+    )
+    rest = await client.users_conversations(
+        types="public_channel,private_channel",
+        exclude_archived=True,
+        limit=1,
+        cursor=page["response_metadata"]["next_cursor"],
+    )
+    assert [c["id"] for c in [*page["channels"], *rest["channels"]]] == [public, secret]
+    assert rest["response_metadata"]["next_cursor"] == ""
+    assert error_of(await refused(client.users_conversations(types="rooms"))) == "invalid_types"
+
+
+async def test_fail_next_with_the_answer_lost_still_does_the_call(
+    emu: SlackEmulator, client: AsyncWebClient
+) -> None:
+    emu.fail_next("conversations.create", status=503, answer_lost=True)
+    exc = await refused(client.conversations_create(name="inc-9"))
+    assert exc.response.status_code == 503
+    assert [c.name for c in emu.state.channels.values()] == ["inc-9"]  # made all the same
+    assert error_of(await refused(client.conversations_create(name="inc-9"))) == "name_taken"
+
+
 # -- views -----------------------------------------------------------------------------------
 
 

@@ -114,8 +114,8 @@ async def test_json_lines_name_the_incident_and_hold_no_secret(
     assert {line["level"] for line in lines} <= {"DEBUG", "INFO", "WARNING"}
     about = [line for line in lines if line.get("incident") == "INC-1"]
     messages = [(line["logger"], line["message"]) for line in about]
-    assert ("bot.usecases", f"declared (sev2, from command) by {alice}") in messages
-    assert ("bot.usecases", f"recorded note by {alice}") in messages
+    assert ("bot.usecases.declaring", f"declared (sev2, from command) by {alice}") in messages
+    assert ("bot.usecases.entries", f"recorded note by {alice}") in messages
     assert ("bot.effect_runner", "create_channel #1 done") in messages
     assert any(logger.startswith("slack_sdk") for logger, _ in messages)  # library lines too
     # Whatever mentions the incident carries its number, and nothing names another one.

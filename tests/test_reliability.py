@@ -337,6 +337,28 @@ async def test_a_long_slack_outage_loses_nothing_and_repeats_nothing(
     assert_all_calls_valid(emu.calls)
 
 
+async def test_a_channel_slack_made_without_the_answer_arriving_is_kept_not_made_twice(
+    bot: BotHarness,
+) -> None:
+    """Slack made the channel but its answer was lost (a 503 after the work): the retry is
+    told `name_taken`, finds the channel this bot made for the incident, and keeps it; a
+    channel someone else made under the next name is not taken for it."""
+    emu = bot.emulator
+    alice = emu.add_user("alice")
+    fast_server_error_retries(bot)
+    emu.add_channel("inc-20261125-1-checkout-is-down-2", members=[alice])  # not the bot's
+    emu.fail_next("conversations.create", status=503, answer_lost=True)
+    inc = await declare_and_settle(bot, alice, "declare sev2 Checkout is down")
+
+    mine = [c for c in emu.state.channels.values() if c.creator == emu.bot_user_id]
+    assert [c.name for c in mine] == ["inc-20261125-1-checkout-is-down"]
+    assert inc.channel_id == mine[0].id
+    assert [c.error for c in emu.calls_to("conversations.create")] == ["fatal_error", "name_taken"]
+    assert alice in mine[0].members and len(mine[0].pins) == 1
+    assert all(e.done_at is not None and not e.failed for e in await effects(bot))
+    assert_all_calls_valid(emu.calls)
+
+
 async def test_a_final_slack_error_is_set_aside_and_later_effects_still_run(
     bot: BotHarness,
 ) -> None:
@@ -766,6 +788,18 @@ async def wait_for(check: Any, what: str, seconds: float = 10.0) -> None:
     raise AssertionError(f"still waiting for {what}")
 
 
+async def declared_while_slack_makes_the_channel(bot: BotHarness, user: str) -> None:
+    """Declare; return once the declaration is committed, while conversations.create (0.3 s
+    here) is under way."""
+    bot.emulator.set_latency(0.3, method="conversations.create")
+    assert (await bot.command("declare sev2 Checkout is down", user=user)).status == 200
+
+    async def declared() -> bool:
+        return bool(await incidents(bot))
+
+    await wait_for(declared, "the declaration to be committed")
+
+
 async def test_the_channel_is_set_up_while_its_id_is_still_being_written(
     bot_any_db: BotHarness,
 ) -> None:
@@ -776,13 +810,7 @@ async def test_the_channel_is_set_up_while_its_id_is_still_being_written(
     bot = bot_any_db
     emu = bot.emulator
     alice = emu.add_user("alice")
-    emu.set_latency(0.3, method="conversations.create")
-    assert (await bot.command("declare sev2 Checkout is down", user=alice)).status == 200
-
-    async def declared() -> bool:
-        return bool(await incidents(bot))
-
-    await wait_for(declared, "the declaration to be committed")
+    await declared_while_slack_makes_the_channel(bot, alice)
     other = make_engine(bot.services.settings.DATABASE_URL)
     try:
         async with other.connect() as replica:
@@ -819,13 +847,7 @@ async def test_a_runner_stopping_while_the_channel_is_made_still_sets_it_up_once
     the runner does the rest and posts no second card."""
     emu = bot.emulator
     alice = emu.add_user("alice")
-    emu.set_latency(0.3, method="conversations.create")
-    assert (await bot.command("declare sev2 Checkout is down", user=alice)).status == 200
-
-    async def declared() -> bool:
-        return bool(await incidents(bot))
-
-    await wait_for(declared, "the declaration to be committed")
+    await declared_while_slack_makes_the_channel(bot, alice)
     await bot.services.effects.stop()  # while conversations.create is under way
     assert len(ok_calls(bot, "pins.add")) == 1
     assert [e.done_at is not None for e in await effects(bot, EffectKind.SET_UP_CHANNEL)] == [True]

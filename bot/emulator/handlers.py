@@ -62,6 +62,9 @@ def _page(items: list[Any], args: JsonObject, default_limit: int) -> tuple[list[
     return page, {"next_cursor": _cursor_encode(start + limit) if more else ""}
 
 
+CONVERSATION_TYPES = frozenset({"public_channel", "private_channel", "mpim", "im"})
+
+
 def _split_ids(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(item).strip() for item in value if str(item).strip()]
@@ -111,6 +114,7 @@ class MethodHandlers:
             "users.info": self.users_info,
             "users.lookupByEmail": self.users_lookup_by_email,
             "users.list": self.users_list,
+            "users.conversations": self.users_conversations,
             "usergroups.list": self.usergroups_list,
             "usergroups.users.list": self.usergroups_users_list,
             "views.open": self.views_open,
@@ -351,6 +355,39 @@ class MethodHandlers:
         )
         self.ws.channels[channel.id] = channel
         return {"ok": True, "channel": self._channel_api(channel)}
+
+    def users_conversations(self, args: JsonObject) -> JsonObject:
+        """The conversations a user (the bot by default) is in; others' non-public ones only
+        where the bot is a member too."""
+        user = str(args.get("user") or self.bot_user_id)
+        if user not in self.ws.users:
+            raise SlackRefusal("user_not_found")
+        types = set(_split_ids(args.get("types") or "public_channel"))
+        if not types or types - CONVERSATION_TYPES:
+            raise SlackRefusal("invalid_types")
+        limit = int(args.get("limit") or 100)
+        if not 1 <= limit <= 999:
+            raise SlackRefusal("invalid_limit")
+        found = []
+        for channel in [*self.ws.channels.values(), *self.ws.ims.values()]:
+            kind = (
+                "im"
+                if channel.is_im
+                else "mpim"
+                if channel.is_mpim
+                else "private_channel"
+                if channel.is_private
+                else "public_channel"
+            )
+            if kind not in types or user not in channel.members:
+                continue
+            if args.get("exclude_archived") and channel.is_archived:
+                continue
+            if kind != "public_channel" and self.bot_user_id not in channel.members:
+                continue
+            found.append(self._channel_api(channel))
+        channels, metadata = _page(found, args, 100)
+        return {"ok": True, "channels": channels, "response_metadata": metadata}
 
     def conversations_info(self, args: JsonObject) -> JsonObject:
         channel = self._conversation(args["channel"])

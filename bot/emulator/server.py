@@ -59,6 +59,7 @@ class _Failure:
     retry_after: int
     error: str | None
     remaining: int
+    answer_lost: bool = False  # the call is carried out; only its answer is the failure
 
 
 @dataclass
@@ -163,16 +164,24 @@ class SlackEmulator:
         retry_after: int = 1,
         error: str | None = None,
         times: int = 1,
+        answer_lost: bool = False,
     ) -> None:
         """Make the next `times` calls to `method` (or `"*"` for any) fail.
 
         429 answers `ratelimited` with a Retry-After header; 5xx answers that status;
-        200 with `error` answers `{"ok": false, "error": error}`.
+        200 with `error` answers `{"ok": false, "error": error}`. With `answer_lost`, the call
+        is carried out all the same (as when Slack did the work and its answer did not arrive).
         """
         if status == 200 and not error:
             raise ValueError("fail_next with status 200 needs an error code")
         self._failures.setdefault(method, []).append(
-            _Failure(status=status, retry_after=retry_after, error=error, remaining=times)
+            _Failure(
+                status=status,
+                retry_after=retry_after,
+                error=error,
+                remaining=times,
+                answer_lost=answer_lost,
+            )
         )
 
     def set_latency(self, seconds: float, method: str | None = None) -> None:
@@ -312,9 +321,12 @@ class SlackEmulator:
             args, is_json = await self._read_args(request)
             token = self._token(request, args)
             args.pop("token", None)
-            # An injected failure answers before the handler runs, so state stays untouched.
+            # An injected failure answers instead of the handler (state stays untouched), or
+            # after it when the answer is what is lost.
             failure = self._take_failure(method) if method in self._handlers else None
             if failure is not None:
+                if failure.answer_lost:
+                    self._dispatch(method, args, token, is_json)
                 status, response, headers = self._failure_response(failure)
             else:
                 response = self._dispatch(method, args, token, is_json)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,9 @@ from bot.slack import blocks
 log = logging.getLogger(__name__)
 
 MAX_NAME_ATTEMPTS = 50
+# How far Slack's clock may be behind ours: a channel made before its incident was declared
+# (less this) is not that incident's, whatever its name.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 async def _both(first: Awaitable[Any], second: Awaitable[Any]) -> None:
@@ -61,6 +65,7 @@ class SlackEffects:
         # back, and (when it was claimed with the channel) its work already under way.
         self._created: dict[int, tuple[Incident, asyncio.Task[CardFacts] | None]] = {}
         self._setting_up: dict[int, asyncio.Task[None]] = {}
+        self._me: str | None = None  # the bot's user id, once asked
 
     def executors(self) -> dict[str, Executor]:
         return {
@@ -157,25 +162,7 @@ class SlackEffects:
         self, incident: Incident, facts: asyncio.Task[CardFacts] | None
     ) -> None:
         if incident.channel_id is None:
-            local_day = incident.declared_at.astimezone(self.services.settings.timezone).date()
-            for attempt in range(MAX_NAME_ATTEMPTS):
-                name = channel_name(
-                    declared=local_day,
-                    number=incident.number,
-                    title=incident.title,
-                    attempt=attempt,
-                )
-                try:
-                    response = await self.client.conversations_create(
-                        name=name, is_private=incident.private
-                    )
-                    break
-                except SlackApiError as exc:
-                    if exc.response.get("error") != "name_taken":
-                        raise
-            else:
-                raise SideEffectFailed("conversations.create", "every channel name was taken")
-            channel = response["channel"]
+            channel = await self._new_channel(incident)
             incident.channel_id, incident.channel_name = channel["id"], channel["name"]
             setting_up = self._set_up_ahead(incident, facts)
             try:
@@ -184,7 +171,7 @@ class SlackEffects:
                     await asyncio.wait([facts])
                 await self._save(incident, channel_id=channel["id"], channel_name=channel["name"])
             except BaseException:
-                if setting_up is not None:  # the channel is made again: nothing goes in this one
+                if setting_up is not None:  # it waits for the retry, which finds the channel
                     setting_up.cancel()
                     await asyncio.gather(setting_up, return_exceptions=True)
                 raise
@@ -194,6 +181,56 @@ class SlackEffects:
                 self._created[incident.id or 0] = (incident, facts)
                 while len(self._created) > 100:  # set up elsewhere (a retry in another process)
                     self._created.pop(next(iter(self._created)))
+
+    async def _new_channel(self, incident: Incident) -> dict[str, Any]:
+        """The incident's channel from Slack, under the first name not taken by another.
+
+        A name taken by a channel this bot made for this incident is that channel: Slack did
+        the call but its answer was lost, or the process died before writing the id back.
+        Made again, the incident would have two channels.
+        """
+        local_day = incident.declared_at.astimezone(self.services.settings.timezone).date()
+        made: dict[str, dict[str, Any]] | None = None
+        for attempt in range(MAX_NAME_ATTEMPTS):
+            name = channel_name(
+                declared=local_day, number=incident.number, title=incident.title, attempt=attempt
+            )
+            try:
+                response = await self.client.conversations_create(
+                    name=name, is_private=incident.private
+                )
+                return dict(response["channel"])
+            except SlackApiError as exc:
+                if exc.response.get("error") != "name_taken":
+                    raise
+            if made is None:
+                made = await self._made_since(incident)
+            if name in made:
+                log.warning("%s: its channel #%s was made already; kept", incident.ref, name)
+                return made[name]
+        raise SideEffectFailed("conversations.create", "every channel name was taken")
+
+    async def _made_since(self, incident: Incident) -> dict[str, dict[str, Any]]:
+        """The open channels this bot made since the incident was declared, by name."""
+        if self._me is None:
+            self._me = str((await self.client.auth_test())["user_id"])
+        since = incident.declared_at.timestamp() - CLOCK_SKEW.total_seconds()
+        made: dict[str, dict[str, Any]] = {}
+        cursor = None
+        while True:
+            page = await self.client.users_conversations(
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=200,
+                cursor=cursor,
+            )
+            for channel in page.get("channels") or []:
+                mine = channel.get("creator") == self._me
+                if mine and float(channel.get("created") or 0) >= since:
+                    made[str(channel.get("name"))] = dict(channel)
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return made
 
     def _set_up_ahead(
         self, incident: Incident, facts: asyncio.Task[CardFacts] | None
