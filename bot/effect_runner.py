@@ -13,11 +13,11 @@ import functools
 import itertools
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import sqlalchemy.orm
@@ -30,7 +30,15 @@ from bot.db.models import Incident, SideEffect
 from bot.errors import RetryLater, SideEffectFailed
 from bot.logs import working_on
 from bot.metrics import Metrics
-from bot.outbox import ADOPTED, ADOPTED_INCIDENTS, BARRIER, WRITES_ADOPTED, Executor
+from bot.outbox import (
+    ADOPTED,
+    ADOPTED_EFFECTS,
+    ADOPTED_INCIDENTS,
+    ADOPTED_READS,
+    BARRIER,
+    WRITES_ADOPTED,
+    Executor,
+)
 from bot.tasks import AckFirst
 from bot.timers import holder_id, holder_is_gone
 
@@ -54,6 +62,17 @@ RETRYABLE_SLACK_ERRORS = frozenset(
         "team_added_to_org",
     }
 )
+
+
+# Read in the transaction that creates an incident, for its first effects (incident id given).
+ReadAhead = Callable[[AsyncSession, int], Awaitable[Any]]
+
+
+class Snapshot(NamedTuple):
+    """An incident as the transaction that created it here committed it."""
+
+    incident: Incident
+    read: Any  # what the read ahead found in that transaction (None without one)
 
 
 @dataclass
@@ -129,7 +148,8 @@ class EffectRunner:
         self._held: dict[int, list[tuple[object, list[SideEffect]]]] = {}
         # Incidents created here, as their committed transaction wrote them: read once by
         # their first effects instead of read back from the database.
-        self._snapshots: dict[int, Incident] = {}
+        self._snapshots: dict[int, Snapshot] = {}
+        self._read_ahead: ReadAhead | None = None
         self._refs: dict[int, str] = {}  # incident id -> INC-n, for the log lines
 
     def register(self, executors: Mapping[str, Executor]) -> None:
@@ -153,13 +173,28 @@ class EffectRunner:
         session.info.setdefault(ADOPTED, {})[incident.id] = (self.owner, self.clock.now() + LEASE)
         session.info.setdefault(ADOPTED_INCIDENTS, []).append(incident)
 
-    def run_adopted(self, effects: Sequence[SideEffect], incidents: Sequence[Incident]) -> None:
-        """Start the committed effects `adopt` claimed: the barrier's lane first, the others
-        as soon as the barrier is done. `incidents`: theirs, as just committed."""
-        for incident in incidents:
+    def read_with_adopted(self, read: ReadAhead) -> None:
+        """What the first effects of an incident created here read, read instead by the
+        transaction that creates it, just before it commits (see `before_commit`)."""
+        self._read_ahead = read
+
+    async def before_commit(self, session: AsyncSession) -> None:
+        """In a transaction that adopted incidents, as it is about to commit: the read ahead."""
+        if self._read_ahead is None:
+            return
+        reads = session.info.setdefault(ADOPTED_READS, {})
+        for incident in session.info.get(ADOPTED_INCIDENTS, []):
+            reads[incident.id] = await self._read_ahead(session, incident.id)
+
+    def run_adopted(self, session: AsyncSession) -> None:
+        """Start the committed effects `adopt` claimed, in the transaction `session` just
+        committed: the barrier's lane first, the others as soon as the barrier is done."""
+        effects: Sequence[SideEffect] = session.info.get(ADOPTED_EFFECTS, [])
+        reads = session.info.get(ADOPTED_READS, {})
+        for incident in session.info.get(ADOPTED_INCIDENTS, []):
             if incident.id is not None:
                 self._refs[incident.id] = incident.ref
-                self._snapshots[incident.id] = incident
+                self._snapshots[incident.id] = Snapshot(incident, reads.get(incident.id))
         while len(self._snapshots) > MAX_SNAPSHOTS:  # effects that ran elsewhere took none
             self._snapshots.pop(next(iter(self._snapshots)))
         lanes: dict[object, list[SideEffect]] = {}
@@ -173,8 +208,9 @@ class EffectRunner:
             else:
                 self._start(key, run)
 
-    def snapshot(self, incident_id: int) -> Incident | None:
-        """The incident as the transaction that created it here committed it; once only."""
+    def snapshot(self, incident_id: int) -> Snapshot | None:
+        """The incident as the transaction that created it here committed it, and what was
+        read ahead with it; once only."""
         return self._snapshots.pop(incident_id, None)
 
     def _start(self, key: object, effects: list[SideEffect]) -> None:

@@ -140,6 +140,7 @@ async def write_adopted(session: AsyncSession) -> None:
 # effects that are not so claimed (the runner is woken to claim them).
 ADOPTED, ADOPTED_EFFECTS, OWED = "outbox.adopted", "outbox.adopted_effects", "outbox.owed"
 ADOPTED_INCIDENTS = "outbox.adopted_incidents"
+ADOPTED_READS = "outbox.adopted_reads"  # incident id -> what was read ahead for its effects
 WRITES_ADOPTED = "outbox.writes_adopted"  # set by the one place that calls write_adopted
 
 

@@ -148,6 +148,13 @@ async def test_the_card_shows_how_many_alerts_are_firing(sqlite_world: AlertWorl
     await world.send(am_payload(alerts))
     await world.digest()
     [incident] = await world.incidents()
+    # As first posted: the alerts the declaring transaction attached (read in it, not after).
+    [posted] = [
+        c.args
+        for c in world.emulator.calls_to("chat.postMessage")
+        if c.ok and c.args.get("channel") == incident.channel_id and c.args.get("blocks")
+    ]
+    assert "*Alerts firing*\\n3" in json.dumps(posted["blocks"])
     updates = [c.args for c in world.emulator.calls_to("chat.update") if c.ok]
     card = json.dumps(updates[-1]["blocks"])
     assert "*Alerts firing*" in card and "\\n3" in card

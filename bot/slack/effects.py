@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot import alerts, postmortems
@@ -63,9 +64,10 @@ class SlackEffects:
         self.client = services.slack
         # Channels created here, for SET_UP_CHANNEL right behind in the same lane: no read
         # back, and (when it was claimed with the channel) its work already under way.
-        self._created: dict[int, tuple[Incident, asyncio.Task[CardFacts] | None]] = {}
+        self._created: dict[int, tuple[Incident, CardFacts | None]] = {}
         self._setting_up: dict[int, asyncio.Task[None]] = {}
         self._me: str | None = None  # the bot's user id, once asked
+        services.effects.read_with_adopted(self._card_facts_in)
 
     def executors(self) -> dict[str, Executor]:
         return {
@@ -136,39 +138,35 @@ class SlackEffects:
 
     async def _card_facts(self, incident_id: int) -> CardFacts:
         async with self.services.sessions() as session:
-            roles = await IncidentRepo(session).roles(incident_id)
-            return roles, await alerts.firing_count(session, incident_id)
+            return await self._card_facts_in(session, incident_id)
+
+    @staticmethod
+    async def _card_facts_in(session: AsyncSession, incident_id: int) -> CardFacts:
+        roles = await IncidentRepo(session).roles(incident_id)
+        return roles, await alerts.firing_count(session, incident_id)
 
     # -- executors ------------------------------------------------------------------------
 
     async def create_channel(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         assert effect.incident_id is not None
-        # Declared by this process a moment ago: the incident as committed, not read back.
-        incident = self.services.effects.snapshot(effect.incident_id)
-        facts: asyncio.Task[CardFacts] | None = None
-        if incident is None:
-            incident = await self._incident(effect)
-        elif incident.channel_id is None:
-            # What the card shows besides the incident is read while Slack makes the channel.
-            facts = asyncio.create_task(self._card_facts(effect.incident_id))
-        try:
-            await self._create_channel(incident, facts)
-        except BaseException:
-            if facts is not None:
-                facts.cancel()
-            raise
+        # Declared by this process a moment ago: the incident and what its card shows besides,
+        # as the declaring transaction committed them, not read back.
+        snapshot = self.services.effects.snapshot(effect.incident_id)
+        if snapshot is None:
+            await self._create_channel(await self._incident(effect), None)
+        else:
+            await self._create_channel(snapshot.incident, snapshot.read)
 
-    async def _create_channel(
-        self, incident: Incident, facts: asyncio.Task[CardFacts] | None
-    ) -> None:
+    async def _create_channel(self, incident: Incident, facts: CardFacts | None) -> None:
         if incident.channel_id is None:
             channel = await self._new_channel(incident)
             incident.channel_id, incident.channel_name = channel["id"], channel["name"]
-            setting_up = self._set_up_ahead(incident, facts)
+            card_sent = asyncio.Event()
+            setting_up = self._set_up_ahead(incident, facts, card_sent)
             try:
-                if setting_up is not None and facts is not None:
-                    # The card is the set-up's longest path: it goes out before the write-back.
-                    await asyncio.wait([facts])
+                if setting_up is not None:
+                    # The card is the set-up's longest path: it leaves before the write-back.
+                    await card_sent.wait()
                 await self._save(incident, channel_id=channel["id"], channel_name=channel["name"])
             except BaseException:
                 if setting_up is not None:  # it waits for the retry, which finds the channel
@@ -233,7 +231,7 @@ class SlackEffects:
                 return made
 
     def _set_up_ahead(
-        self, incident: Incident, facts: asyncio.Task[CardFacts] | None
+        self, incident: Incident, facts: CardFacts | None, card_sent: asyncio.Event
     ) -> asyncio.Task[None] | None:
         """Begin SET_UP_CHANNEL at once if it is claimed right behind: its invitation and card
         go out while the channel's id is written back (which the incident's other lanes wait
@@ -243,7 +241,9 @@ class SlackEffects:
             return None
         assert incident.channel_id is not None
         users = json.loads(ahead.payload).get("users", [])
-        return asyncio.create_task(self._set_up(incident, incident.channel_id, users, facts))
+        return asyncio.create_task(
+            self._set_up(incident, incident.channel_id, users, facts, card_sent)
+        )
 
     async def tell_declarer(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         """The channel's link: privately in the command's reply, or by DM after the form."""
@@ -299,9 +299,19 @@ class SlackEffects:
         incident: Incident,
         channel: str,
         users: list[str],
-        facts: asyncio.Task[CardFacts] | None,
+        facts: CardFacts | None,
+        card_sent: asyncio.Event | None = None,
     ) -> None:
-        await _both(self._invite(channel, users), self._post_and_pin(incident, channel, facts))
+        """The invitation and the card together; `card_sent` is set as the card leaves (or
+        once the set-up is over without sending it)."""
+        try:
+            await _both(
+                self._invite(channel, users),
+                self._post_and_pin(incident, channel, facts, card_sent),
+            )
+        finally:
+            if card_sent is not None:
+                card_sent.set()
 
     async def set_topic(self, effect: SideEffect, payload: Mapping[str, Any]) -> None:
         incident, channel = await self._channel(effect)
@@ -339,13 +349,19 @@ class SlackEffects:
         return bool(changed.rowcount)  # type: ignore[attr-defined]
 
     async def _post_and_pin(
-        self, incident: Incident, channel: str, facts: asyncio.Task[CardFacts] | None = None
+        self,
+        incident: Incident,
+        channel: str,
+        facts: CardFacts | None = None,
+        card_sent: asyncio.Event | None = None,
     ) -> str:
         if incident.card_ts is not None:  # run again after the card went out
             return incident.card_ts
-        card = await self.card(incident, await facts if facts is not None else None)
-        shown = self._card_message(card)
-        response = await self.client.chat_postMessage(channel=channel, **shown)
+        shown = self._card_message(await self.card(incident, facts))
+        posting = self.client.chat_postMessage(channel=channel, **shown)
+        if card_sent is not None:
+            card_sent.set()  # its waiter runs once this call has gone out
+        response = await posting
         ts = str(response["ts"])
         # Its ts is kept whether or not the pin succeeds: a retry pins it, never posts another.
         await _both(

@@ -18,7 +18,6 @@ from bot.db.repo import IncidentRepo
 from bot.logs import about_incident
 from bot.outbox import (
     ADOPTED_EFFECTS,
-    ADOPTED_INCIDENTS,
     OWED,
     TO_INCIDENT,
     WRITES_ADOPTED,
@@ -43,11 +42,12 @@ async def transaction(services: Services) -> AsyncIterator[AsyncSession]:
         ticket = await services.inbox.consume(session)
         yield session
         await write_adopted(session)
+        await services.effects.before_commit(session)
     if ticket is not None:
         ticket.consumed = True
     adopted = session.info.get(ADOPTED_EFFECTS)
     if adopted:
-        services.effects.run_adopted(adopted, session.info.get(ADOPTED_INCIDENTS, []))
+        services.effects.run_adopted(session)
     if not adopted or session.info.get(OWED):
         services.effects.kick()
     else:
