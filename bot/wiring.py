@@ -84,12 +84,20 @@ def build_listeners(services: Services) -> tuple[AsyncApp, SlackIdentity]:
     return bolt, identity
 
 
+# Young objects collected every 10,000 allocations instead of 700: during a burst of
+# requests, far fewer of them are promoted, so the full collections that stall the event
+# loop come much less often (bench/ack_latency: note p99 29-33 ms instead of 34-54 ms).
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
 def settle_memory() -> None:
     """Once started: what start-up built lives as long as the process, so it is moved out of
-    the garbage collector's sight. A full collection during a burst of requests then walks
-    only what the requests made (measured: pauses of 80-100 ms otherwise, bench/ack_latency)."""
+    the garbage collector's sight, and young objects are collected less often. A full
+    collection during a burst of requests then walks only what the requests made, and seldom
+    (measured: pauses of 80-100 ms otherwise, bench/ack_latency)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def build_web(services: Services) -> tuple[web.Application, SlackIdentity]:
