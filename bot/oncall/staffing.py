@@ -17,14 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.enums import EntryKind, EntrySource, Status
+from bot.core.enums import EntryKind, Status
 from bot.core.lifecycle import COMMANDER_ROLE, TimelineEvent
 from bot.core.playbooks import Playbook, Role
 from bot.db.models import Incident, SideEffect
 from bot.db.repo import IncidentRepo, PageRepo
 from bot.oncall.base import SOURCE_NAMES, OnCallPerson, source_name
 from bot.oncall.lookup import OnCallAnswer, in_slack, look_up
-from bot.outbox import EffectKind, Executor, enqueue, enqueue_post
+from bot.outbox import EffectKind, Executor
+from bot.paging.delivery import record_staffing
 from bot.paging.plan import SLACK, record_pages
 from bot.services import Services
 from bot.usecases import transaction
@@ -152,18 +153,9 @@ class OnCallStaffing:
                     tier=max((p.tier for p in role_pages), default=0),
                     people=paged,
                 )
-            repo.record(incident, events, recorded_at=now, source=EntrySource.SYSTEM)
-            for warning in warnings:
-                await enqueue_post(session, incident_id=incident_id, now=now, text=warning)
-            if invite:
-                await enqueue(
-                    session,
-                    kind=EffectKind.INVITE,
-                    incident_id=incident_id,
-                    now=now,
-                    payload={"users": invite},
-                )
-            await enqueue(session, kind=EffectKind.SYNC_CARD, incident_id=incident_id, now=now)
+            await record_staffing(
+                session, incident, events=events, warnings=warnings, invite=invite, now=now
+            )
 
     async def _assign(
         self, repo: IncidentRepo, incident: Incident, staffing: Staffing, current: list[str]

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from slack_sdk.errors import SlackClientError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.core import paging_plan
@@ -337,18 +339,9 @@ class Paging:
                         tier=paged_now[name],
                         people=paged,
                     )
-            repo.record(incident, events, recorded_at=now, source=EntrySource.SYSTEM)
-            for warning in warnings:
-                await enqueue_post(session, incident_id=incident.id, now=now, text=warning)
-            if invite:
-                await enqueue(
-                    session,
-                    kind=EffectKind.INVITE,
-                    incident_id=incident.id,
-                    now=now,
-                    payload={"users": invite},
-                )
-            await enqueue(session, kind=EffectKind.SYNC_CARD, incident_id=incident.id, now=now)
+            await record_staffing(
+                session, incident, events=events, warnings=warnings, invite=invite, now=now
+            )
             if any(role.oncall is not None for role in playbook.roles.values()):
                 await enqueue(
                     session,
@@ -431,3 +424,28 @@ def _secret(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ValueError(f"{name} is not set in the environment")
     return value
+
+
+async def record_staffing(
+    session: AsyncSession,
+    incident: Incident,
+    *,
+    events: list[TimelineEvent],
+    warnings: list[str],
+    invite: list[str],
+    now: datetime,
+) -> None:
+    """What filling the roles found: its timeline entries, its warnings posted in the channel,
+    the people invited, and the card brought up to date."""
+    IncidentRepo(session).record(incident, events, recorded_at=now, source=EntrySource.SYSTEM)
+    for warning in warnings:
+        await enqueue_post(session, incident_id=incident.id, now=now, text=warning)
+    if invite:
+        await enqueue(
+            session,
+            kind=EffectKind.INVITE,
+            incident_id=incident.id,
+            now=now,
+            payload={"users": invite},
+        )
+    await enqueue(session, kind=EffectKind.SYNC_CARD, incident_id=incident.id, now=now)
