@@ -49,9 +49,9 @@ def load_playbooks(settings: Settings) -> list[Playbook]:
     return load_valid_directory(Path(settings.PLAYBOOKS_DIR))
 
 
-def prepare(services: Services) -> None:
+def prepare(services: Services, identity: SlackIdentity) -> None:
     """Register what the background runs (side effects, timers); nothing starts running yet."""
-    services.effects.register(SlackEffects(services).executors())
+    services.effects.register(SlackEffects(services, identity).executors())
     services.effects.register(Paging(services).executors())
     services.effects.register(FollowUpIssues(services).executors())
     services.effects.register(OnCallStaffing(services).executors())
@@ -70,8 +70,8 @@ def start_background(services: Services) -> None:
 
 def build_listeners(services: Services) -> tuple[AsyncApp, SlackIdentity]:
     """The Bolt app, also the way a request acknowledged by a dead process is run again."""
-    prepare(services)
     identity = SlackIdentity(services.slack)
+    prepare(services, identity)
     bolt = build_bolt_app(client=services.slack, identity=identity, services=services)
 
     async def replay(request: InboxRequest) -> None:

@@ -112,18 +112,20 @@ class KeptRespond(AsyncRespond):
     ) -> WebhookResponse:
         if self.response_url is None:
             raise ValueError("respond is unsupported here as there is no response_url")
-        if isinstance(text, dict):  # a whole message
-            return await self.client.webhook(self.response_url).send_dict(text)
-        message = {
-            "text": text,
-            "blocks": blocks,
-            "attachments": attachments,
-            "response_type": response_type,
-            "replace_original": replace_original,
-            "delete_original": delete_original,
-            "unfurl_links": unfurl_links,
-            "unfurl_media": unfurl_media,
-            "thread_ts": thread_ts,
-            "metadata": metadata,
-        }
+        message = (
+            text  # a whole message
+            if isinstance(text, dict)
+            else {
+                "text": text,
+                "blocks": blocks,
+                "attachments": attachments,
+                "response_type": response_type,
+                "replace_original": replace_original,
+                "delete_original": delete_original,
+                "unfurl_links": unfurl_links,
+                "unfurl_media": unfurl_media,
+                "thread_ts": thread_ts,
+                "metadata": metadata,
+            }
+        )
         return await self.client.webhook(self.response_url).send_dict(message)

@@ -32,6 +32,7 @@ from bot.errors import SideEffectFailed
 from bot.outbox import TO_ANNOUNCEMENTS, TO_INCIDENT, EffectKind, Executor
 from bot.services import Services
 from bot.slack import blocks
+from bot.slack.app import SlackIdentity
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,12 @@ CardFacts = tuple[dict[str, list[str]], int | None]  # the roles' holders, the a
 class SlackEffects:
     """Executors bound to the services."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, identity: SlackIdentity) -> None:
         self.services = services
         self.client = services.slack
-        # Channels created here, for SET_UP_CHANNEL right behind in the same lane: no read
-        # back, and (when it was claimed with the channel) its work already under way.
-        self._created: dict[int, tuple[Incident, CardFacts | None]] = {}
+        self.identity = identity  # who the bot is (auth.test), asked once per process
+        # SET_UP_CHANNEL begun as its channel was made here (claimed right behind it).
         self._setting_up: dict[int, asyncio.Task[None]] = {}
-        self._me: str | None = None  # the bot's user id, once asked
         services.effects.read_with_adopted(self._card_facts_in)
 
     def executors(self) -> dict[str, Executor]:
@@ -175,10 +174,6 @@ class SlackEffects:
                 raise
             if setting_up is not None:
                 self._setting_up[incident.id or 0] = setting_up
-            else:
-                self._created[incident.id or 0] = (incident, facts)
-                while len(self._created) > 100:  # set up elsewhere (a retry in another process)
-                    self._created.pop(next(iter(self._created)))
 
     async def _new_channel(self, incident: Incident) -> dict[str, Any]:
         """The incident's channel from Slack, under the first name not taken by another.
@@ -210,8 +205,7 @@ class SlackEffects:
 
     async def _made_since(self, incident: Incident) -> dict[str, dict[str, Any]]:
         """The open channels this bot made since the incident was declared, by name."""
-        if self._me is None:
-            self._me = str((await self.client.auth_test())["user_id"])
+        me = (await self.identity.load()).bot_user_id
         since = incident.declared_at.timestamp() - CLOCK_SKEW.total_seconds()
         made: dict[str, dict[str, Any]] = {}
         cursor = None
@@ -223,7 +217,7 @@ class SlackEffects:
                 cursor=cursor,
             )
             for channel in page.get("channels") or []:
-                mine = channel.get("creator") == self._me
+                mine = channel.get("creator") == me
                 if mine and float(channel.get("created") or 0) >= since:
                     made[str(channel.get("name"))] = dict(channel)
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
@@ -287,12 +281,8 @@ class SlackEffects:
         if under_way is not None:  # begun as its channel was made
             await under_way
             return
-        incident, facts = self._created.pop(effect.incident_id or 0, (None, None))
-        if incident is not None and incident.channel_id is not None:
-            channel = incident.channel_id
-        else:
-            incident, channel = await self._channel(effect)
-        await self._set_up(incident, channel, payload.get("users", []), facts)
+        incident, channel = await self._channel(effect)
+        await self._set_up(incident, channel, payload.get("users", []), None)
 
     async def _set_up(
         self,
